@@ -1,0 +1,132 @@
+"""The store: SQLAlchemy 2 over SQLite (default) or PostgreSQL (production).
+
+    store = Store.from_url("postgresql+psycopg://127.0.0.1/hub")
+    store.upgrade()                       # Alembic migrations to head
+    with store.transaction() as session:  # one atomic unit of work
+        session.add(row)
+
+Every database error is converted to `StoreUnavailable` (transient: connection lost, locked,
+serialization failure) at this boundary, so consumers retry rather than crash.
+
+SQLite: WAL journal, foreign keys on, and every transaction begins ``IMMEDIATE`` so two writers
+queue on the lock instead of deadlocking when they upgrade a read lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.errors import ConfigurationError, HubError, StoreUnavailable
+from hub.store.models import Base
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._after_commit: list[Any] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **engine_options: Any) -> "Store":
+        url = normalize_url(url)
+        if url.startswith("sqlite"):
+            path = url.split("sqlite:///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                   **engine_options)
+            _configure_sqlite(engine)
+        elif url.startswith("postgresql"):
+            engine_options.setdefault("pool_size", 10)
+            engine_options.setdefault("max_overflow", 10)
+            engine_options.setdefault("pool_pre_ping", True)
+            engine = create_engine(url, **engine_options)
+        else:
+            raise ConfigurationError(f"unsupported database URL {url.split(':', 1)[0]!r}:"
+                                     " use sqlite:/// or postgresql://")
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except HubError:
+            raise
+        except DBAPIError as exc:
+            # Integrity errors and the like are the caller's business (idempotency relies on
+            # them); lost connections, locks and serialization failures are worth a retry.
+            if isinstance(exc, OperationalError) or exc.connection_invalidated or _is_transient(exc):
+                raise StoreUnavailable(f"database unavailable: {exc.orig!r}") from None
+            raise
+        finally:
+            session.close()
+
+    def session(self) -> Session:
+        """A session for reads outside a unit of work; close it (use ``with``)."""
+        return self._sessions()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply Alembic migrations up to ``revision``."""
+        from hub.store.migrate import upgrade
+
+        upgrade(self.engine, revision)
+
+    def create_all(self) -> None:
+        """Create tables straight from the models (throw-away test databases only)."""
+        Base.metadata.create_all(self.engine)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    # PostgreSQL serialization failure / deadlock / lock timeout: retry the unit of work.
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003",
+                    "08006"}
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN IMMEDIATE below is what really runs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL, not NORMAL: a consumer acks the broker right after this commit returns, so the
+        # commit must survive a power cut too or an acknowledged effect could vanish.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,153 @@
+"""The hub's tables (SQLAlchemy 2 declarative). Schema changes go through Alembic migrations.
+
+- `CaseRow` and `CaseEvent`: a consular case and the history of its statuses.
+- `ExchangeRow`: one exchange of a case with an agency (a route step), its state and answer.
+- `OutboxRow`: messages committed with the change that caused them, published by the relay.
+- `ProcessedMessage`: ids a consumer has applied; the unique key makes redelivery harmless.
+- `AuditRow`: one record per hop (who, what, when, message, digest, outcome).
+- `DeadLetterRow`: a parked message with its reason and original bytes, replayable.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary,
+                        String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+# SQLite has no 64-bit autoincrement BIGINT; INTEGER PRIMARY KEY is its rowid and is 64-bit anyway.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    service: Mapped[str] = mapped_column(String(64), index=True)
+    service_version: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(64), index=True)
+    post: Mapped[str | None] = mapped_column(String(16), index=True)
+    language: Mapped[str] = mapped_column(String(8), default="fr")
+    #: The applicant's form data. Personal fields are encrypted by the store's field cipher.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Hash of the applicant's tracking secret (never the secret itself).
+    secret_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class CaseEvent(Base):
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(64))
+    to_status: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(128))
+    message_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class ExchangeRow(Base):
+    __tablename__ = "exchanges"
+
+    #: The id of the request envelope: also the idempotency key the agency sees.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(64))
+    agency: Mapped[str] = mapped_column(String(32), index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    #: pending -> sent -> (acknowledged ->) answered | dead_lettered
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+    reply_digest: Mapped[str | None] = mapped_column(String(64))
+    reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("case_id", "step", name="uq_exchange_case_step"),)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(36))
+    routing_key: Mapped[str] = mapped_column(String(128))
+    #: When set, the relay puts the message on this queue directly (dead-letter replay).
+    queue: Mapped[str | None] = mapped_column(String(160))
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "id"),)
+
+
+class ProcessedMessage(Base):
+    __tablename__ = "processed_messages"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    component: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: SHA-256 of the canonical bytes of the message concerned (the chain covers digests, not data).
+    digest: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(64), index=True)
+    queue: Mapped[str] = mapped_column(String(160), index=True)
+    routing_key: Mapped[str] = mapped_column(String(128))
+    correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    error_code: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    component: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    dead_lettered_at: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: parked | replayed | discarded
+    status: Mapped[str] = mapped_column(String(16), default="parked", index=True)
+    replay_count: Mapped[int] = mapped_column(Integer, default=0)
+    replayed_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("message_id", "dead_lettered_at", name="uq_dead_letter"),)
