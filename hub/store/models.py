@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary,
                         String, Text, UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -43,9 +43,20 @@ class CaseRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: Hash of the applicant's tracking secret (never the secret itself).
     secret_hash: Mapped[str | None] = mapped_column(String(128))
+    #: Incremented each time the route (re)starts, e.g. after more information was supplied;
+    #: answers to exchanges of an earlier round are recorded but change nothing.
+    route_round: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+    # Relationships also tell the unit of work to insert the case before its rows.
+    events: Mapped[list["CaseEvent"]] = relationship(
+        order_by="CaseEvent.id", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="raise_on_sql", viewonly=False)
+    exchanges: Mapped[list["ExchangeRow"]] = relationship(
+        order_by="ExchangeRow.created_at", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="raise_on_sql")
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -70,9 +81,10 @@ class ExchangeRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     step: Mapped[str] = mapped_column(String(64))
+    round: Mapped[int] = mapped_column(Integer, default=1)
     agency: Mapped[str] = mapped_column(String(32), index=True)
     operation: Mapped[str] = mapped_column(String(64))
-    #: pending -> sent -> (acknowledged ->) answered | dead_lettered
+    #: queued -> answered | acknowledged (answer comes by callback) -> answered | dead_lettered
     status: Mapped[str] = mapped_column(String(32), index=True)
     outcome: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -86,7 +98,7 @@ class ExchangeRow(Base):
     answered_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("case_id", "step", name="uq_exchange_case_step"),)
+    __table_args__ = (UniqueConstraint("case_id", "step", "round", name="uq_exchange_step_round"),)
 
 
 class OutboxRow(Base):

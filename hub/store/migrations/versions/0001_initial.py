@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('language', sa.String(length=8), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('secret_hash', sa.String(length=128), nullable=True),
+    sa.Column('route_round', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -121,6 +122,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('case_id', sa.String(length=36), nullable=False),
     sa.Column('step', sa.String(length=64), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('agency', sa.String(length=32), nullable=False),
     sa.Column('operation', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
@@ -137,7 +139,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_id', 'step', name='uq_exchange_case_step')
+    sa.UniqueConstraint('case_id', 'step', 'round', name='uq_exchange_step_round')
     )
     with op.batch_alter_table('exchanges', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_exchanges_agency'), ['agency'], unique=False)

@@ -1,0 +1,270 @@
+"""What every agency simulator shares: a real HTTP server on loopback, fault injection, a request
+log, and idempotency the way a careful agency implements it.
+
+The agencies do not exist here; the simulators stand in for them in the demo, the tests and the
+benchmarks, so they behave like services: they answer from the request, remember what they did
+per idempotency key (a repeat of a request gets the first answer back and causes no second
+effect), and fail on demand.
+
+Operator endpoints, beside the agency's own API (never exposed by a real agency, of course)::
+
+    GET  /_sim/health                   {"agency": "narsa", "status": "up"}
+    GET  /_sim/requests                 every request received, in order
+    GET  /_sim/effects                  idempotency key -> number of effects (must stay 1)
+    POST /_sim/faults   {"kind": "status", "status": 503, "count": 3}
+                        {"kind": "timeout", "delay": 10, "rate": 0.05}
+                        {"kind": "malformed", "count": 1}
+                        {"kind": "latency", "delay": 0.05}
+    DELETE /_sim/faults                 clear every fault
+    POST /_sim/reset                    clear faults, log and memory
+
+A fault applies to the next ``count`` business requests, or to each with probability ``rate``
+(seeded, so runs repeat), or to every request when neither is given. Faults stack: latency is
+added first, then the first failing fault that fires decides the answer.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import logging
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+log = logging.getLogger(__name__)
+
+FaultKind = Literal["latency", "status", "timeout", "malformed", "soap_fault", "bad_signature",
+                    "duplicate_callback", "reset"]
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    count: int | None = None
+    rate: float | None = None
+    status: int = 503
+    delay: float = 0.0
+
+    def fires(self, rng: random.Random) -> bool:
+        if self.count is not None:
+            if self.count <= 0:
+                return False
+            self.count -= 1
+            return True
+        if self.rate is not None:
+            return rng.random() < self.rate
+        return True
+
+
+@dataclass
+class RecordedRequest:
+    at: str
+    method: str
+    path: str
+    idempotency_key: str | None
+    xroad_client: str | None
+    body_sha256: str
+    size: int
+    fault: str | None = None
+    status: int | None = None
+    effect: bool = False
+
+
+@dataclass
+class Outcome:
+    """What the business logic answered; kept per idempotency key and replayed on repeats."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Simulator(abc.ABC):
+    """Base of every agency simulator. Subclasses register their API routes in `routes`."""
+
+    agency: str = "agency"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int = 20261129) -> None:
+        self.host = host
+        self.port = port
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self._memory: dict[str, tuple[str, Outcome]] = {}
+        self.effects: dict[str, int] = {}
+        self.app = Flask(f"simulator.{self.agency}")
+        self._admin_routes()
+        self.routes(self.app)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # -- the agency's own API -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def routes(self, app: Flask) -> None:
+        """Register the agency's endpoints; each should go through `answer`."""
+
+    def answer(self, key: str | None, decide: Any, *, fingerprint: str | None = None) -> Response:
+        """Apply faults, then replay the remembered outcome for ``key`` or compute it with
+        ``decide() -> Outcome`` (one effect), remember it and send it.
+
+        ``fingerprint`` identifies the business content of the request (default: the body's
+        SHA-256); the same key with another fingerprint is refused with 409, as a careful
+        agency refuses to let an idempotency key be reused for a different request.
+        """
+        body = request.get_data(cache=True)
+        fingerprint = fingerprint or hashlib.sha256(body).hexdigest()
+        record = RecordedRequest(
+            at=datetime.now(timezone.utc).isoformat(), method=request.method, path=request.path,
+            idempotency_key=key, xroad_client=request.headers.get("X-Road-Client"),
+            body_sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+        with self._lock:
+            self.requests.append(record)
+            faults = [f for f in self._faults if f.fires(self._rng)]
+        for fault in faults:
+            if fault.kind == "latency":
+                time.sleep(fault.delay)
+        for fault in faults:
+            if fault.kind == "latency":
+                continue
+            record.fault = fault.kind
+            failed = self.fault_response(fault)
+            if failed is not None:
+                record.status = failed.status_code
+                return failed
+        with self._lock:
+            remembered = self._memory.get(key) if key else None
+        if remembered is not None and remembered[0] != fingerprint:
+            outcome = Outcome(409, b'{"error":{"code":"IDEMPOTENCY_CONFLICT","message":'
+                                   b'"this idempotency key was used for another request"}}')
+        elif remembered is None:
+            outcome = decide()
+            with self._lock:
+                # Two identical requests racing: the first to finish wins, the other replays it.
+                if key and key in self._memory:
+                    outcome = self._memory[key][1]
+                else:
+                    if key and outcome.status < 500:
+                        self._memory[key] = (fingerprint, outcome)
+                        if outcome.status < 400:
+                            self.effects[key] = self.effects.get(key, 0) + 1
+                    record.effect = outcome.status < 400
+        else:
+            outcome = remembered[1]
+        record.status = outcome.status
+        return Response(outcome.body, status=outcome.status, content_type=outcome.content_type,
+                        headers=outcome.headers)
+
+    def fault_response(self, fault: Fault) -> Response | None:
+        """The response for a failing fault; SOAP simulators override for ``soap_fault``."""
+        if fault.kind == "status":
+            return Response(b'{"error":{"code":"SERVER_ERROR","message":"injected failure"}}',
+                            status=fault.status, content_type="application/json")
+        if fault.kind == "timeout":
+            time.sleep(fault.delay or 30.0)
+            return Response(b'{"error":{"code":"GATEWAY_TIMEOUT"}}', status=504,
+                            content_type="application/json")
+        if fault.kind == "malformed":
+            return Response(b'{"result": "AUTHENT', status=200, content_type="application/json")
+        if fault.kind == "reset":
+            raise ConnectionResetError("injected connection reset")
+        return None
+
+    # -- fault control, from tests in-process or over HTTP -------------------------------------
+
+    def inject(self, kind: FaultKind, **options: Any) -> Fault:
+        fault = Fault(kind=kind, **options)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+            self._memory.clear()
+            self.effects.clear()
+
+    def effect_count(self, key: str) -> int:
+        with self._lock:
+            return self.effects.get(key, 0)
+
+    def received(self, key: str | None = None) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if key is None or r.idempotency_key == key]
+
+    def _admin_routes(self) -> None:
+        app = self.app
+
+        @app.get("/_sim/health")
+        def health() -> Response:
+            return jsonify(agency=self.agency, status="up")
+
+        @app.get("/_sim/requests")
+        def requests_log() -> Response:
+            with self._lock:
+                return jsonify([asdict(r) for r in self.requests])
+
+        @app.get("/_sim/effects")
+        def effects() -> Response:
+            with self._lock:
+                return jsonify(dict(self.effects))
+
+        @app.post("/_sim/faults")
+        def add_fault() -> tuple[Response, int]:
+            spec = request.get_json(force=True, silent=True) or {}
+            try:
+                fault = self.inject(**spec)
+            except TypeError as exc:
+                return jsonify(error=str(exc)), 400
+            return jsonify(asdict(fault)), 201
+
+        @app.delete("/_sim/faults")
+        def clear() -> tuple[str, int]:
+            self.clear_faults()
+            return "", 204
+
+        @app.post("/_sim/reset")
+        def reset() -> tuple[str, int]:
+            self.reset()
+            return "", 204
+
+    # -- serving ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "Simulator":
+        """Serve in a background thread on ``host:port`` (port 0 picks a free one)."""
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name=f"sim-{self.agency}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,186 @@
+"""The composition root: builds the hub's parts from `Settings` and runs them.
+
+    hub = Hub(Settings.from_env())
+    hub.setup()                              # migrations + broker topology
+    with hub.run():                          # relay, case worker, connector workers, recorder
+        opened = hub.submit("driving_licence_authentication", data, actor="applicant")
+
+Every part receives its dependencies from here (store, broker factory, seal, audit, connector),
+so tests swap any of them: ``Hub(settings, connectors={"narsa": lambda: MockConnector(...)})``.
+In production each kind of part runs in its own processes (``hub worker``, ``hub relay``,
+``hub serve``), any number of each; `run` puts them all in one process for the quick start.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from connectors.base import Connector
+from connectors.registry import AgencyConfig, build_connector, load_agencies
+from hub.audit import AuditLog
+from hub.broker import Broker, open_broker
+from hub.broker.topology import Topology
+from hub.cases import CaseBook, OpenedCase
+from hub.circuit import CircuitBreaker
+from hub.config import Settings
+from hub.deadletters import DeadLetterRecorder
+from hub.errors import ConfigurationError
+from hub.outbox import OutboxRelay
+from hub.retry import RetryPolicy
+from hub.seal import HmacSeal, Seal, load_or_create_key
+from hub.services import ServiceCatalog
+from hub.store import Store
+from hub.workers import CaseWorker, ConnectorWorker
+
+log = logging.getLogger(__name__)
+
+#: The case worker's own retry ladder (store contention, a lost connection).
+CASE_RETRY = RetryPolicy(base_delay=0.5, max_delay=10.0, max_attempts=6)
+
+
+class Hub:
+    def __init__(self, settings: Settings, *, store: Store | None = None,
+                 agencies: Mapping[str, AgencyConfig] | None = None,
+                 agency_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 connectors: Mapping[str, Callable[[], Connector]] | None = None,
+                 catalog: ServiceCatalog | None = None, seal: Seal | None = None,
+                 features: Iterable[str] = ()) -> None:
+        self.settings = settings
+        settings.ensure_dirs()
+        self.store = store or Store.from_url(settings.database_url)
+        self.agencies = dict(agencies or load_agencies(
+            overrides_file=settings.agencies_file, urls=settings.agency_urls,
+            overrides=agency_overrides))
+        self.catalog = catalog or ServiceCatalog.load(features=features)
+        missing = self.catalog.agencies() - set(self.agencies)
+        if missing:
+            raise ConfigurationError(f"services route to agencies without configuration:"
+                                     f" {sorted(missing)}")
+        self.topology = Topology.for_hub(
+            settings.broker_namespace,
+            {name: config.retry.policy().ladder for name, config in self.agencies.items()},
+            case_retry_delays=CASE_RETRY.ladder)
+        self.audit = AuditLog()
+        self.seal = seal or HmacSeal(load_or_create_key(settings.keys_dir / "envelope-seal.key"))
+        self.relay = OutboxRelay(self.store, self.open_broker, batch=settings.relay_batch,
+                                 poll_interval=settings.relay_poll_interval)
+        self.cases = CaseBook(self.catalog, self.audit, self.seal, node_id=settings.node_id)
+        self._connector_factories = dict(connectors or {})
+        self.breakers = {
+            name: CircuitBreaker(name, failure_threshold=config.circuit_breaker.failure_threshold,
+                                 reset_timeout=config.circuit_breaker.reset_timeout)
+            for name, config in self.agencies.items()
+        }
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def open_broker(self) -> Broker:
+        return open_broker(self.settings.broker_url, self.topology,
+                           visibility_timeout=self.settings.visibility_timeout)
+
+    def setup(self) -> None:
+        """Bring the database schema to head and declare the broker topology (idempotent)."""
+        self.store.upgrade()
+        with self.open_broker() as broker:
+            broker.declare()
+
+    def new_connector(self, agency: str) -> Connector:
+        if agency in self._connector_factories:
+            return self._connector_factories[agency]()
+        config = self.agencies.get(agency)
+        if config is None:
+            raise ConfigurationError(f"no agency named {agency!r}")
+        return build_connector(config, node_id=self.settings.node_id)
+
+    # -- use cases -----------------------------------------------------------------------------
+
+    def submit(self, service: str, data: dict[str, Any], *, actor: str = "applicant",
+               language: str = "fr") -> OpenedCase:
+        """Open a case and queue its first exchanges, in one transaction."""
+        with self.store.transaction() as session:
+            opened = self.cases.open(session, service, data, actor=actor, language=language)
+        self.relay.wake()
+        return opened
+
+    # -- parts ---------------------------------------------------------------------------------
+
+    def _consumer_options(self, queue: str, policy: RetryPolicy) -> dict[str, Any]:
+        return dict(queue=queue, store=self.store, audit=self.audit, seal=self.seal,
+                    policy=policy, broker_factory=self.open_broker,
+                    max_message_bytes=self.settings.max_message_bytes,
+                    prefetch=self.settings.prefetch, on_commit=self.relay.wake)
+
+    def connector_worker(self, agency: str) -> ConnectorWorker:
+        config = self.agencies[agency]
+        return ConnectorWorker(connector=self.new_connector(agency), breaker=self.breakers[agency],
+                               **self._consumer_options(self.topology.agency_queue(agency),
+                                                        config.retry.policy()))
+
+    def case_worker(self) -> CaseWorker:
+        return CaseWorker(cases=self.cases,
+                          **self._consumer_options(self.topology.cases_queue, CASE_RETRY))
+
+    def recorder(self) -> DeadLetterRecorder:
+        return DeadLetterRecorder(self.store, self.open_broker, self.audit, self.topology)
+
+    @contextlib.contextmanager
+    def run(self, *, relay: bool = True, cases: int = 1, recorder: bool = True,
+            agencies: Iterable[str] | None = None, concurrency: int | None = None
+            ) -> Iterator["Runner"]:
+        """Run parts in threads of this process until the block ends (then drain and stop)."""
+        runner = Runner()
+        if relay:
+            runner.add("relay", self.relay.run)
+        for n in range(cases):
+            runner.add(f"cases-{n}", self.case_worker().run)
+        for agency in (self.agencies if agencies is None else agencies):
+            threads = concurrency or self.agencies[agency].concurrency
+            for n in range(threads):
+                runner.add(f"connector-{agency}-{n}", self.connector_worker(agency).run)
+        if recorder:
+            runner.add("recorder", self.recorder().run)
+        runner.start()
+        try:
+            yield runner
+        finally:
+            runner.stop()
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+@dataclass
+class Runner:
+    """Threads running parts of the hub; `stop` lets each finish its message, then joins."""
+
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    _parts: list[tuple[str, Callable[[threading.Event], None]]] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def add(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        self._parts.append((name, target))
+
+    def start(self) -> None:
+        for name, target in self._parts:
+            thread = threading.Thread(target=self._guard, args=(name, target), name=name,
+                                      daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _guard(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        # A part that crashes is restarted: one bad moment must not silently stop a worker.
+        while not self.stop_event.is_set():
+            try:
+                target(self.stop_event)
+                return
+            except Exception:  # noqa: BLE001
+                log.exception("part %s crashed; restarting in 1s", name)
+                self.stop_event.wait(1.0)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)

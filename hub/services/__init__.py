@@ -1,0 +1,221 @@
+"""Service definitions: each consular service is data, one YAML file in ``definitions/``.
+
+A definition names the intake schema, the case state machine and the route::
+
+    name: driving_licence_authentication
+    version: "1"
+    reference_prefix: DLA                 # case references look like DLA-2026-7K3M9QX
+    intake_schema: v1/services/driving_licence_authentication.json
+    feature_flag: null                    # or a flag name: enabled by HUB_FEATURES=<flag>
+    states:
+      submitted: {initial: true}
+      verifying: {}
+      rejected: {final: true}
+    transitions:                          # who may move a case: hub, staff, applicant, agency
+      - {from: submitted, to: verifying, by: [hub]}
+    route:
+      start_status: verifying             # the case's status while the route runs
+      complete_status: verified           # when every step continued
+      steps:
+        - name: licence_check
+          agency: narsa
+          operation: verify_licence
+          after: []                       # steps that must have continued first (parallel if none)
+          on_status: null                 # or: dispatched when the case enters this status
+          input: [licence, holder]        # the only case fields the agency receives
+          outcomes:
+            authentic: continue
+            not_authentic: {status: rejected, reason: licence_not_authentic}
+
+Adding a service is a new definition file, an intake schema, mappings for any new agency
+operation and translations; no Python. `ServiceCatalog` loads and checks them all once.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hub.errors import ConfigurationError, UnknownService
+
+Role = Literal["hub", "staff", "applicant", "agency"]
+
+
+class StateInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    initial: bool = False
+    final: bool = False
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    by: tuple[Role, ...]
+
+
+class Effect(BaseModel):
+    """What an answer does: ``continue`` the route, or move the case to ``status`` and stop."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: str | None = None
+    reason: str | None = None
+
+    @property
+    def continues(self) -> bool:
+        return self.status is None
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    agency: str
+    operation: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    after: tuple[str, ...] = ()
+    on_status: str | None = None
+    input: tuple[str, ...] = ()
+    #: Constant fields added to the payload (e.g. the kind of notice to send).
+    constants: dict[str, Any] = Field(default_factory=dict)
+    outcomes: dict[str, Effect]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _continue_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("outcomes"), dict):
+            data = {**data, "outcomes": {k: ({} if v == "continue" else v)
+                                         for k, v in data["outcomes"].items()}}
+        return data
+
+    @property
+    def schema_name(self) -> str:
+        return f"{self.agency}.{self.operation}.request"
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start_status: str
+    complete_status: str
+    steps: tuple[Step, ...] = ()
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    @property
+    def start_steps(self) -> tuple[Step, ...]:
+        """Steps the route runs when it starts (as opposed to those fired by a status)."""
+        return tuple(s for s in self.steps if s.on_status is None)
+
+
+class ServiceDefinition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    version: str
+    reference_prefix: str = Field(pattern=r"^[A-Z]{2,4}$")
+    intake_schema: str
+    feature_flag: str | None = None
+    #: Free-form presentation data (guide texts keys, documents, fees) used by the pages.
+    guide: dict[str, Any] = Field(default_factory=dict)
+    states: dict[str, StateInfo]
+    transitions: tuple[Transition, ...]
+    route: Route | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ServiceDefinition":
+        names = set(self.states)
+        initial = [n for n, s in self.states.items() if s.initial]
+        if len(initial) != 1:
+            raise ValueError(f"exactly one initial state is needed, found {initial}")
+        for t in self.transitions:
+            for status in (t.from_, t.to):
+                if status not in names:
+                    raise ValueError(f"transition uses unknown status {status!r}")
+        if self.route is not None:
+            route = self.route
+            for status in (route.start_status, route.complete_status):
+                if status not in names:
+                    raise ValueError(f"route uses unknown status {status!r}")
+            step_names = {s.name for s in route.steps}
+            for step in route.steps:
+                for dep in step.after:
+                    if dep not in step_names:
+                        raise ValueError(f"step {step.name} waits for unknown step {dep!r}")
+                if step.on_status is not None and step.on_status not in names:
+                    raise ValueError(f"step {step.name} fires on unknown status {step.on_status!r}")
+                for outcome, effect in step.outcomes.items():
+                    if effect.status is not None and effect.status not in names:
+                        raise ValueError(f"outcome {step.name}.{outcome} leads to unknown status"
+                                         f" {effect.status!r}")
+        return self
+
+    @property
+    def initial_status(self) -> str:
+        return next(n for n, s in self.states.items() if s.initial)
+
+    def is_final(self, status: str) -> bool:
+        return self.states[status].final
+
+    def allowed(self, from_status: str, to_status: str, role: Role) -> bool:
+        return any(t.from_ == from_status and t.to == to_status and role in t.by
+                   for t in self.transitions)
+
+    def next_statuses(self, from_status: str, role: Role) -> list[str]:
+        return [t.to for t in self.transitions if t.from_ == from_status and role in t.by]
+
+
+class ServiceCatalog:
+    """Every service definition, loaded and checked once. Disabled flagged services are hidden."""
+
+    def __init__(self, definitions: Iterable[ServiceDefinition], *,
+                 features: Iterable[str] = ()) -> None:
+        self.features = frozenset(features)
+        self._all = {d.name: d for d in definitions}
+
+    @classmethod
+    def load(cls, *, features: Iterable[str] = (), extra_dirs: Iterable[Path] = ()
+             ) -> "ServiceCatalog":
+        found: list[ServiceDefinition] = []
+        root = resources.files("hub.services") / "definitions"
+        sources = [(p.name, p.read_text("utf-8")) for p in root.iterdir()
+                   if p.name.endswith(".yaml")]
+        for directory in extra_dirs:
+            sources += [(str(p), p.read_text("utf-8")) for p in Path(directory).glob("*.yaml")]
+        for where, text in sorted(sources):
+            found.append(parse_definition(yaml.safe_load(text), where))
+        return cls(found, features=features)
+
+    def enabled(self, definition: ServiceDefinition) -> bool:
+        return definition.feature_flag is None or definition.feature_flag in self.features
+
+    def get(self, name: str) -> ServiceDefinition:
+        definition = self._all.get(name)
+        if definition is None or not self.enabled(definition):
+            raise UnknownService(f"no service named {name!r}", service=name)
+        return definition
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return (d for d in self._all.values() if self.enabled(d))
+
+    def names(self) -> list[str]:
+        return sorted(d.name for d in self)
+
+    def agencies(self) -> set[str]:
+        return {s.agency for d in self if d.route for s in d.route.steps}
+
+
+def parse_definition(data: Any, where: str) -> ServiceDefinition:
+    try:
+        return ServiceDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid service definition {where}: {exc}") from None

@@ -1,0 +1,217 @@
+"""Consumers: the connector worker (one per agency) and the case worker.
+
+Both follow one discipline, in `Consumer.on_delivery`:
+
+1. parse the envelope strictly and check its seal; a message that fails either is parked at once;
+2. skip it if this consumer already applied that message id (idempotency);
+3. do the work; commit its effects (processed mark, exchange, reply in the outbox, audit) in one
+   transaction; only then ack;
+4. on failure, classify: transient and not exhausted -> `retry` on the next rung of the ladder with
+   the attempt counter advanced; otherwise -> `dead_letter` with the reason in the headers.
+
+Nothing is acked that is not done, and nothing that fails is acked without being parked.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from hub import broker as b
+from hub.audit import AuditLog, AuditRecord
+from hub.broker import Broker, Delivery
+from hub.broker.topology import case_routing_key
+from hub.cases import CaseBook
+from hub.circuit import CircuitBreaker
+from hub.deadletters import park_headers
+from hub.envelope import Envelope, SchemaRef
+from hub.errors import HubError, PermanentError, UnknownRoute, classify
+from hub.idempotency import mark_processed, was_processed
+from hub.outbox import enqueue
+from hub.retry import RetryPolicy
+from hub.seal import Seal
+from hub.store import Store
+from hub.store.models import ExchangeRow, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Consumer:
+    """Base of every queue consumer; subclasses implement `process`."""
+
+    component = "consumer"
+
+    def __init__(self, *, queue: str, store: Store, audit: AuditLog, seal: Seal,
+                 policy: RetryPolicy, broker_factory: Callable[[], Broker],
+                 max_message_bytes: int, prefetch: int = 16,
+                 on_commit: Callable[[], None] | None = None) -> None:
+        self.queue = queue
+        self.store = store
+        self.audit = audit
+        self.seal = seal
+        self.policy = policy
+        self.broker_factory = broker_factory
+        self.max_message_bytes = max_message_bytes
+        self.prefetch = prefetch
+        self.on_commit = on_commit or (lambda: None)
+        self.processed = 0
+        self.failed = 0
+
+    def process(self, envelope: Envelope, delivery: Delivery) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        attempt = int(delivery.message.headers.get(b.H_ATTEMPT) or 0)
+        envelope: Envelope | None = None
+        try:
+            envelope = Envelope.from_bytes(delivery.message.body, max_bytes=self.max_message_bytes)
+            self.seal.check(envelope)
+            self.process(envelope.with_attempt(attempt), delivery)
+            self.processed += 1
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+            self.failed += 1
+            self._fail(delivery, classify(exc), envelope, attempt)
+
+    def _fail(self, delivery: Delivery, error: HubError, envelope: Envelope | None,
+              attempt: int) -> None:
+        if delivery.settled:
+            # The work committed but the ack failed (connection lost): the broker redelivers
+            # and idempotency makes the second delivery a no-op.
+            log.warning("%s: settle of %s failed after commit: %s", self.component,
+                        delivery.message.message_id, error.message)
+            return
+        retry = error.transient and not self.policy.exhausted(attempt)
+        log.log(logging.INFO if retry else logging.WARNING,
+                "%s: message %s failed (%s): %s", self.component, delivery.message.message_id,
+                error.code, error.message,
+                extra={"correlation_id": envelope.correlation_id if envelope else None})
+        self._audit_failure(envelope, delivery, error, attempt, retry)
+        try:
+            if retry:
+                headers = {b.H_ATTEMPT: attempt + 1, b.H_ERROR_CODE: error.code,
+                           b.H_ERROR: error.message[:1000], b.H_COMPONENT: self.component}
+                body = envelope.with_attempt(attempt + 1).to_bytes() if envelope else None
+                delivery.retry(attempt, self.policy.delay(attempt), headers=headers, body=body)
+            else:
+                if error.transient:
+                    error = PermanentError(f"gave up after {attempt + 1} attempts: {error.message}",
+                                           code=error.code)
+                delivery.dead_letter(headers=park_headers(
+                    error, component=self.component, queue=self.queue,
+                    routing_key=delivery.message.routing_key, attempt=attempt + 1))
+        except HubError as exc:
+            # Could not hand it to the retry rung or the DLQ: leave it unsettled, the broker
+            # gives it back (connection loss requeues; the embedded lease lapses).
+            log.error("%s: could not settle failed message %s: %s", self.component,
+                      delivery.message.message_id, exc.message)
+
+    def _audit_failure(self, envelope: Envelope | None, delivery: Delivery, error: HubError,
+                       attempt: int, retry: bool) -> None:
+        try:
+            with self.store.transaction() as session:
+                if envelope is not None:
+                    exchange = session.get(ExchangeRow, str(envelope.id))
+                    if exchange is not None and exchange.status in ("queued", "acknowledged"):
+                        exchange.attempts = attempt + 1
+                        exchange.error_code = error.code
+                        exchange.error = error.message[:2000]
+                self.audit.append(session, AuditRecord(
+                    action="retried" if retry else "failed", actor=f"hub:{self.component}",
+                    component=self.component, outcome=error.code,
+                    message_id=delivery.message.message_id,
+                    correlation_id=envelope.correlation_id if envelope else None,
+                    digest=envelope.digest() if envelope else None,
+                    details={"attempt": attempt + 1, "error": error.message[:300]}))
+        except HubError as exc:
+            # The store is down: the message still goes to its rung or the DLQ (never lost);
+            # the recorder audits the parking once the store is back.
+            log.error("%s: could not audit failure of %s: %s", self.component,
+                      delivery.message.message_id, exc.message)
+
+    def run(self, stop: threading.Event) -> None:
+        broker = self.broker_factory()
+        try:
+            broker.consume(self.queue, self.on_delivery, stop=stop, prefetch=self.prefetch)
+        finally:
+            broker.close()
+
+
+class ConnectorWorker(Consumer):
+    """Delivers requests to one agency through its connector and queues the answers."""
+
+    def __init__(self, *, connector: object, breaker: CircuitBreaker, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.connector = connector
+        self.breaker = breaker
+        self.component = f"connector.{connector.agency}"  # type: ignore[attr-defined]
+
+    def run(self, stop: threading.Event) -> None:
+        with self.connector:  # type: ignore[attr-defined]  # start() builds clients once
+            super().run(stop)
+
+    def process(self, envelope: Envelope, delivery: Delivery) -> None:
+        message_id = str(envelope.id)
+        if envelope.kind != "request":
+            raise UnknownRoute(f"{self.component} only sends requests, got a {envelope.kind}")
+        with self.store.session() as session:
+            done = was_processed(session, self.component, message_id)
+        if done:
+            delivery.ack()
+            return
+        self.breaker.before_call()
+        try:
+            reply = self.connector.send(envelope)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.breaker.record_failure(classify(exc))
+            raise
+        self.breaker.record_success()
+        agency = self.connector.agency  # type: ignore[attr-defined]
+        operation = envelope.schema_ref.name.removesuffix(".request")
+        with self.store.transaction() as session:
+            if mark_processed(session, self.component, message_id):
+                exchange = session.get(ExchangeRow, message_id)
+                self.audit.append(session, AuditRecord(
+                    action="sent", actor=f"hub:{self.component}", component=self.component,
+                    message_id=message_id, correlation_id=envelope.correlation_id,
+                    digest=envelope.digest(), details={"attempt": envelope.attempt + 1}))
+                if exchange is not None:
+                    exchange.attempts = envelope.attempt + 1
+                    exchange.sent_at = exchange.sent_at or utcnow()
+                if reply.pending:
+                    if exchange is not None:
+                        exchange.status = "acknowledged"
+                else:
+                    answer = envelope.reply(
+                        schema=SchemaRef(name=f"{operation}.reply", version="1"),
+                        payload={"outcome": reply.outcome, "data": reply.data,
+                                 "agency_reference": reply.agency_reference,
+                                 "wire_digest": reply.wire_digest})
+                    enqueue(session, self.seal, answer,
+                            case_routing_key(envelope.service, "reply"))
+                    self.audit.append(session, AuditRecord(
+                        action="answered", actor=f"agency:{agency}", component=self.component,
+                        message_id=str(answer.id), correlation_id=envelope.correlation_id,
+                        digest=reply.wire_digest, outcome=reply.outcome,
+                        details={"request": message_id,
+                                 "agency_reference": reply.agency_reference}))
+        delivery.ack()
+        self.on_commit()
+
+
+class CaseWorker(Consumer):
+    """Applies answers and agency events to cases."""
+
+    component = "cases"
+
+    def __init__(self, *, cases: CaseBook, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.cases = cases
+
+    def process(self, envelope: Envelope, delivery: Delivery) -> None:
+        if envelope.kind not in ("reply",):
+            raise UnknownRoute(f"the case worker has no handler for a {envelope.kind}")
+        with self.store.transaction() as session:
+            if mark_processed(session, self.component, str(envelope.id)):
+                self.cases.apply_reply(session, envelope, actor=f"agency:{envelope.sender}")
+        delivery.ack()
+        self.on_commit()
