@@ -129,3 +129,22 @@ def import_object(path: str) -> Any:
 def build_connector(config: AgencyConfig, **dependencies: Any) -> Any:
     """Instantiate the agency's connector class with its config and dependencies."""
     return import_object(config.connector)(config, **dependencies)
+
+
+def start_simulators(agencies: Mapping[str, AgencyConfig], *, only: set[str] | None = None,
+                     free_ports: bool = False, host: str = "127.0.0.1") -> dict[str, Any]:
+    """Start the simulator of each agency (on its configured port, or a free one)."""
+    from urllib.parse import urlparse
+
+    started: dict[str, Any] = {}
+    try:
+        for name, config in agencies.items():
+            if config.simulator is None or (only is not None and name not in only):
+                continue
+            port = 0 if free_ports else (urlparse(config.base_url).port or 0)
+            started[name] = import_object(config.simulator)(host=host, port=port).start()
+    except BaseException:
+        for simulator in started.values():
+            simulator.stop()
+        raise
+    return started

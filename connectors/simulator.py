@@ -19,7 +19,8 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
     POST /_sim/reset                    clear faults, log and memory
 
 A fault applies to the next ``count`` business requests, or to each with probability ``rate``
-(seeded, so runs repeat), or to every request when neither is given. Faults stack: latency is
+(seeded, so runs repeat), or to every request when neither is given; ``match`` restricts it to
+requests whose body contains that text (one case among many). Faults stack: latency is
 added first, then the first failing fault that fires decides the answer.
 """
 from __future__ import annotations
@@ -50,8 +51,12 @@ class Fault:
     rate: float | None = None
     status: int = 503
     delay: float = 0.0
+    #: Only requests whose body contains this text are affected (targets one case in a crowd).
+    match: str | None = None
 
-    def fires(self, rng: random.Random) -> bool:
+    def fires(self, rng: random.Random, body: bytes = b"") -> bool:
+        if self.match is not None and self.match.encode("utf-8") not in body:
+            return False
         if self.count is not None:
             if self.count <= 0:
                 return False
@@ -128,7 +133,7 @@ class Simulator(abc.ABC):
             body_sha256=hashlib.sha256(body).hexdigest(), size=len(body))
         with self._lock:
             self.requests.append(record)
-            faults = [f for f in self._faults if f.fires(self._rng)]
+            faults = [f for f in self._faults if f.fires(self._rng, body)]
         for fault in faults:
             if fault.kind == "latency":
                 time.sleep(fault.delay)

@@ -1,0 +1,108 @@
+"""Running the hub: ``demo``, ``serve``, ``worker``, ``relay``, ``simulators``."""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from hub.cli.common import build_hub, settings, wait_for_signal
+
+
+def register(main: click.Group) -> None:
+    main.add_command(demo)
+    main.add_command(serve)
+    main.add_command(worker)
+    main.add_command(relay)
+    main.add_command(simulators)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              help="Keep the demo's database and queue here (default: a temporary directory).")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for all cases.")
+@click.option("--only", help="Run only the scenarios of this service (or this scenario name).")
+def demo(as_json: bool, data_dir: Path | None, timeout: float, only: str | None) -> None:
+    """Run every service end to end on the embedded default against the agency simulators."""
+    from hub.demo import render_json, render_table, run_demo
+
+    settings(quiet=True)
+    if not as_json:
+        click.echo("econsulat-hub demo: embedded broker and store, agency simulators on loopback",
+                   err=True)
+    rows = run_demo(data_dir=data_dir, timeout=timeout, progress=None if as_json else sys.stderr,
+                    only=only)
+    (render_json if as_json else render_table)(rows)
+    if not rows or not all(r.ok for r in rows):
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--host", help="Interface to listen on (HUB_HTTP_HOST).")
+@click.option("--port", type=int, help="Port (HUB_HTTP_PORT).")
+@click.option("--threads", default=8, show_default=True)
+def serve(host: str | None, port: int | None, threads: int) -> None:
+    """Serve the web front (intake, inbound, back-office, admin) with waitress."""
+    from waitress import serve as waitress_serve
+
+    from hub.web import create_app
+
+    hub = build_hub()
+    hub.setup()
+    app = create_app(hub)
+    config = hub.settings
+    click.echo(f"serving on http://{host or config.http_host}:{port or config.http_port}", err=True)
+    waitress_serve(app, host=host or config.http_host, port=port or config.http_port,
+                   threads=threads, ident="econsulat-hub")
+
+
+@click.command()
+@click.option("--agency", "agencies", multiple=True,
+              help="Run connector workers for this agency (repeatable; default: all).")
+@click.option("--concurrency", type=int, help="Connector threads per agency (default: per agency).")
+@click.option("--cases/--no-cases", default=True, help="Run the case worker.")
+@click.option("--recorder/--no-recorder", default=True, help="Run the dead-letter recorder.")
+@click.option("--with-relay", is_flag=True, help="Also run the outbox relay in this process.")
+def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, recorder: bool,
+           with_relay: bool) -> None:
+    """Run connector workers, the case worker and the dead-letter recorder until SIGTERM."""
+    hub = build_hub()
+    hub.setup()
+    with hub.run(relay=with_relay, cases=1 if cases else 0, recorder=recorder,
+                 agencies=agencies or None, concurrency=concurrency) as runner:
+        click.echo(f"worker running: {', '.join(t.name for t in runner.threads)}", err=True)
+        wait_for_signal(runner.stop_event)
+
+
+@click.command()
+def relay() -> None:
+    """Run the outbox relay until SIGTERM."""
+    hub = build_hub()
+    hub.setup()
+    stop = threading.Event()
+    thread = threading.Thread(target=hub.relay.run, args=(stop,), name="relay", daemon=True)
+    thread.start()
+    click.echo("outbox relay running", err=True)
+    wait_for_signal(stop)
+    thread.join(30)
+
+
+@click.command()
+@click.option("--only", "only", multiple=True, help="Start only this agency's simulator.")
+def simulators(only: tuple[str, ...]) -> None:
+    """Start the agency simulators on their configured ports until SIGTERM."""
+    from connectors.registry import load_agencies, start_simulators
+
+    current = settings()
+    agencies = load_agencies(overrides_file=current.agencies_file, urls=current.agency_urls)
+    started = start_simulators(agencies, only=set(only) or None)
+    for name, simulator in started.items():
+        click.echo(f"{name:10} {simulator.url}")
+    stop = threading.Event()
+    try:
+        wait_for_signal(stop)
+    finally:
+        for simulator in started.values():
+            simulator.stop()

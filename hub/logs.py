@@ -1,0 +1,47 @@
+"""Structured logs: one JSON object per line, with the correlation id, never personal data.
+
+Call `configure` once per process (the CLI does). Log calls pass context through ``extra``::
+
+    log.info("case applied", extra={"correlation_id": ref, "agency": "narsa"})
+
+Only whitelisted ``extra`` keys are emitted, so a careless ``extra={"data": form}`` cannot leak
+an applicant's identity numbers into the logs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+#: ``extra`` keys that may appear in a log line; everything else is dropped.
+ALLOWED_EXTRA = frozenset({"correlation_id", "message_id", "agency", "service", "component",
+                           "error_code", "attempt", "queue", "status", "duration_ms", "count"})
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ALLOWED_EXTRA:
+            value = record.__dict__.get(key)
+            if value is not None:
+                line[key] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("pika", "werkzeug", "urllib3", "zeep", "waitress", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

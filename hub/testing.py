@@ -1,0 +1,262 @@
+"""pytest plugin (entry point ``hub``): fixtures for a broker, a store, simulators and a hub.
+
+Real services: set ``HUB_TEST_AMQP_URL`` (default ``amqp://guest:guest@127.0.0.1:5672/%2F``)
+and ``HUB_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``).
+When one is unreachable its tests are skipped with the reason, unless ``HUB_REQUIRE_SERVICES=1``
+(set by ``.ci/run``), which turns the absence into a failure.
+
+Isolation: every RabbitMQ test gets its own namespace (exchange and queues ``t<random>.*``,
+deleted afterwards); the PostgreSQL fixture creates a fresh database per test and drops it.
+
+    def test_flow(hub_factory, narsa_simulator):
+        hub = hub_factory(agency_overrides={"narsa": {"base_url": narsa_simulator.url}})
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+#: Retry ladders short enough for tests (seconds).
+FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 4, "jitter": 0.5}
+
+
+def services_required() -> bool:
+    return os.environ.get("HUB_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
+
+
+def _missing(what: str, reason: str) -> None:
+    message = f"{what} unavailable ({reason})"
+    if services_required():
+        pytest.fail(f"{message}, and HUB_REQUIRE_SERVICES=1 makes that a failure", pytrace=False)
+    pytest.skip(f"{message}; set HUB_REQUIRE_SERVICES=1 to fail instead of skipping")
+
+
+# -- RabbitMQ ---------------------------------------------------------------------------------
+
+def amqp_url() -> str:
+    return os.environ.get("HUB_TEST_AMQP_URL", DEFAULT_AMQP)
+
+
+_amqp_checked: dict[str, str | None] = {}
+
+
+def rabbitmq_problem(url: str) -> str | None:
+    if url not in _amqp_checked:
+        try:
+            import pika
+
+            params = pika.URLParameters(url)
+            params.socket_timeout = 3
+            params.connection_attempts = 1
+            pika.BlockingConnection(params).close()
+            _amqp_checked[url] = None
+        except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+            _amqp_checked[url] = f"{type(exc).__name__}: {exc}"[:200]
+    return _amqp_checked[url]
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    url = amqp_url()
+    problem = rabbitmq_problem(url)
+    if problem:
+        _missing(f"RabbitMQ at {url.split('@')[-1]}", problem)
+    return url
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A broker namespace of this test alone."""
+    return f"t{secrets.token_hex(4)}"
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+def postgres_admin_url() -> str:
+    return os.environ.get("HUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    from sqlalchemy import create_engine, text
+
+    from hub.store import normalize_url
+
+    admin_url = normalize_url(postgres_admin_url())
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                              connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        _missing(f"PostgreSQL at {admin_url.split('@')[-1]}", f"{type(exc).__name__}"[:200])
+    name = f"hub_test_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = admin_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# -- brokers of both kinds ------------------------------------------------------------------
+
+@pytest.fixture(params=["embedded", "rabbitmq"])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def broker_url(broker_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if broker_kind == "rabbitmq":
+        return request.getfixturevalue("rabbitmq_url")
+    return f"sqlite:///{tmp_path / 'broker.db'}"
+
+
+# -- simulators and hubs ---------------------------------------------------------------------
+
+@pytest.fixture
+def narsa_simulator() -> Iterator[Any]:
+    from connectors.narsa.simulator import NarsaSimulator
+
+    simulator = NarsaSimulator().start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture
+def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Build hubs on throw-away storage: ``hub_factory(broker_url=..., database_url=...)``.
+
+    Defaults: embedded broker and SQLite under ``tmp_path``. Namespaced RabbitMQ topologies are
+    deleted after the test.
+    """
+    from hub.config import Settings
+    from hub.runtime import Hub
+
+    built: list[Any] = []
+
+    def make(*, broker_url: str | None = None, database_url: str | None = None,
+             namespace: str | None = None, env: dict[str, str] | None = None,
+             **options: Any) -> Any:
+        values = {"HUB_DATA_DIR": str(tmp_path / "data"), "HUB_RELAY_POLL_INTERVAL": "0.05",
+                  "HUB_VISIBILITY_TIMEOUT": "5"}
+        if broker_url:
+            values["HUB_BROKER_URL"] = broker_url
+        if database_url:
+            values["HUB_DATABASE_URL"] = database_url
+        values["HUB_BROKER_NAMESPACE"] = namespace or f"t{secrets.token_hex(4)}"
+        values.update(env or {})
+        hub = Hub(Settings.from_env(values), **options)
+        built.append(hub)
+        return hub
+
+    yield make
+    for hub in built:
+        if hub.settings.broker_url.startswith("amqp"):
+            try:
+                with hub.open_broker() as broker:
+                    broker.delete_topology()
+            except Exception:  # noqa: BLE001 - best effort clean-up
+                pass
+        hub.close()
+
+
+# -- a TCP proxy to cut connections on demand ------------------------------------------------
+
+class TcpProxy:
+    """Forwards a local port to ``target``; `cut` drops every open connection at once.
+
+    Used to prove that the RabbitMQ adapter survives a network cut and reconnects.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> int:
+        """Drop every connection through the proxy; returns how many sockets were cut."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+        return len(sockets)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
+    proxies: list[TcpProxy] = []
+
+    def make(host: str, port: int) -> TcpProxy:
+        proxy = TcpProxy(host, port)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
