@@ -194,10 +194,20 @@ class CaseBook:
     # -- status changes ------------------------------------------------------------------------
 
     def transition(self, session: Session, case: CaseRow, to_status: str, *, role: str,
-                   actor: str, reason: str | None = None) -> None:
+                   actor: str, reason: str | None = None,
+                   updates: dict[str, Any] | None = None) -> None:
         """A person (or agency) moves a case; steps firing on the new status are dispatched.
-        Moving back to the route's start status (more information supplied) reruns the route."""
+        Moving back to the route's start status (more information supplied) reruns the route.
+
+        ``updates`` are top-level case fields recorded with the move (e.g. ``delivery`` for a
+        judicial document served), validated with the intake schema before anything changes.
+        """
         definition = self.catalog.get(case.service)
+        if updates:
+            merged = {**case.data, **updates}
+            self.validate_intake(definition, merged)
+            self._check(case, definition, to_status, role)
+            case.data = merged
         if definition.route is not None and to_status == definition.route.start_status:
             self.start_route(session, case, definition, actor=actor, role=role, reason=reason)
         else:

@@ -61,7 +61,7 @@ def on_answer(definition: ServiceDefinition, step_name: str, outcome: str,
                            f" {outcome!r}", step=step_name, outcome=outcome)
     if not effect.continues:
         return Decision(status=effect.status, reason=effect.reason or f"{step_name}_{outcome}")
-    if step.on_status is not None:
+    if step.on_status:
         return Decision()
 
     def continued(name: str) -> bool:
@@ -81,15 +81,15 @@ def on_answer(definition: ServiceDefinition, step_name: str, outcome: str,
 def on_status(definition: ServiceDefinition, status: str) -> tuple[Step, ...]:
     if definition.route is None:
         return ()
-    return tuple(s for s in definition.route.steps if s.on_status == status)
+    return tuple(s for s in definition.route.steps if status in s.on_status)
 
 
 def request_payload(step: Step, case_data: Mapping[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {}
-    for path in step.input:
-        value = get_path(case_data, path)
+    for target, source in step.input.items():
+        value = get_path(case_data, source)
         if value is not MISSING:
-            set_path(payload, path, value)
+            set_path(payload, target, value)
     for key, value in step.constants.items():
         set_path(payload, key, value)
     return payload

@@ -21,8 +21,9 @@ A definition names the intake schema, the case state machine and the route::
           agency: narsa
           operation: verify_licence
           after: []                       # steps that must have continued first (parallel if none)
-          on_status: null                 # or: dispatched when the case enters this status
-          input: [licence, holder]        # the only case fields the agency receives
+          on_status: []                   # or: dispatched when the case enters one of these
+          input: [licence, holder]        # the only case fields the agency receives; or a
+                                          # mapping {payload path: case path} that renames
           outcomes:
             authentic: continue
             not_authentic: {status: rejected, reason: licence_not_authentic}
@@ -79,18 +80,30 @@ class Step(BaseModel):
     agency: str
     operation: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     after: tuple[str, ...] = ()
-    on_status: str | None = None
-    input: tuple[str, ...] = ()
+    #: Statuses whose entry dispatches this step (instead of the route's start).
+    on_status: tuple[str, ...] = ()
+    #: Case fields the agency receives: a list of paths kept as they are, or a mapping
+    #: ``{payload path: case path}`` that renames (e.g. ``{person: deceased}``).
+    input: dict[str, str] = Field(default_factory=dict)
     #: Constant fields added to the payload (e.g. the kind of notice to send).
     constants: dict[str, Any] = Field(default_factory=dict)
     outcomes: dict[str, Effect]
 
     @model_validator(mode="before")
     @classmethod
-    def _continue_shorthand(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("outcomes"), dict):
-            data = {**data, "outcomes": {k: ({} if v == "continue" else v)
-                                         for k, v in data["outcomes"].items()}}
+    def _shorthands(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("outcomes"), dict):
+            data["outcomes"] = {k: ({} if v == "continue" else v)
+                                for k, v in data["outcomes"].items()}
+        if isinstance(data.get("input"), (list, tuple)):
+            data["input"] = {path: path for path in data["input"]}
+        if isinstance(data.get("on_status"), str):
+            data["on_status"] = (data["on_status"],)
+        elif data.get("on_status") is None:
+            data.pop("on_status", None)
         return data
 
     @property
@@ -114,7 +127,7 @@ class Route(BaseModel):
     @property
     def start_steps(self) -> tuple[Step, ...]:
         """Steps the route runs when it starts (as opposed to those fired by a status)."""
-        return tuple(s for s in self.steps if s.on_status is None)
+        return tuple(s for s in self.steps if not s.on_status)
 
 
 class ServiceDefinition(BaseModel):
@@ -151,8 +164,9 @@ class ServiceDefinition(BaseModel):
                 for dep in step.after:
                     if dep not in step_names:
                         raise ValueError(f"step {step.name} waits for unknown step {dep!r}")
-                if step.on_status is not None and step.on_status not in names:
-                    raise ValueError(f"step {step.name} fires on unknown status {step.on_status!r}")
+                for status in step.on_status:
+                    if status not in names:
+                        raise ValueError(f"step {step.name} fires on unknown status {status!r}")
                 for outcome, effect in step.outcomes.items():
                     if effect.status is not None and effect.status not in names:
                         raise ValueError(f"outcome {step.name}.{outcome} leads to unknown status"
