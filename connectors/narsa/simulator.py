@@ -40,6 +40,12 @@ class NarsaSimulator(Simulator):
             response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")
             return response
 
+    def invalid_response(self) -> Response:
+        # Parseable JSON whose result is not one NARSA's schema allows.
+        return Response(canonical_json({"verificationId": "NV-2026-000001", "result": "MAYBE",
+                                        "checkedAt": "2026-01-01T00:00:00Z"}),
+                        status=200, content_type="application/json")
+
     def _verify(self, key: str | None) -> Outcome:
         if not key or not request.headers.get("X-Road-Client"):
             return _error(400, "MISSING_XROAD_HEADERS", "X-Road-Client and X-Road-Id are required")
