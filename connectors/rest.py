@@ -12,7 +12,7 @@ A REST connector declares its operations; everything else is data (OpenAPI docum
 For each call: the canonical payload is mapped with ``mappings/<agency>/<operation>.request.yaml``,
 validated against the agency's OpenAPI schema, sent with ``X-Road-Client`` and ``X-Road-Id`` (the
 envelope id, which is also the idempotency key), and the answer is checked (status, echoed
-``X-Road-Id``, JSON limits, schema) then mapped back with ``<operation>.reply.yaml`` into a
+``X-Road-Id`` and ``X-Road-Request-Hash``, JSON limits, schema) then mapped back with ``<operation>.reply.yaml`` into a
 `Reply`. The request's operation is named in the envelope's schema: ``<agency>.<operation>.request``.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from connectors.base import Connector, Reply
 from connectors.http import Answer, agency_session, exchange, tls_options
+from connectors.xml import request_hash
 from hub.envelope import Envelope, MAX_DEPTH, canonical_json, format_timestamp, parse_json
 from hub.errors import (AgencyRefusal, AgencyUnavailable, BadAgencyReply, HubError,
                         MalformedEnvelope, SchemaViolation, UnknownRoute)
@@ -90,7 +91,7 @@ class RestConnector(Connector):
         }
         headers.update(self.sign_request(body, envelope))
         response = self._exchange(op, body, headers)
-        self._check_echo(response, envelope)
+        self._check_echo(response, envelope, body)
         answer = self.verify_reply(response)
         if op.accepted_status is not None and response.status == op.accepted_status:
             return self._accepted(operation, answer)
@@ -172,8 +173,13 @@ class RestConnector(Connector):
                              f" {code} {message}".strip(), status=response.status,
                              agency_code=code)
 
-    def _check_echo(self, response: Answer, envelope: Envelope) -> None:
+    def _check_echo(self, response: Answer, envelope: Envelope, body: bytes) -> None:
+        """X-Road: the answer echoes the request's id and, when it carries one, the hash of
+        exactly the body that was sent."""
         echoed = response.headers.get("X-Road-Id")
         if echoed is not None and echoed != str(envelope.id):
             raise BadAgencyReply(f"{self.agency} answered for message {echoed},"
                                  f" not {envelope.id}")
+        digest = response.headers.get("X-Road-Request-Hash")
+        if digest is not None and digest != request_hash(body):
+            raise BadAgencyReply(f"{self.agency} answer carries the hash of another request")

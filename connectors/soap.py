@@ -68,9 +68,16 @@ class LocalTransport(Transport):
     that it can sign, bound and check what goes over the wire.
     """
 
+    def __init__(self, *args: Any, allowed: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Address prefixes that may be fetched (the hub's own WSDL, for its partners' clients).
+        self.allowed = allowed
+
     def load(self, url: str) -> bytes:
         if url in LOCAL_SCHEMAS:
             return LOCAL_SCHEMAS[url].read_bytes()
+        if self.allowed and url.startswith(self.allowed):
+            return super().load(url)
         if "://" in url and not url.startswith("file://"):
             raise ConfigurationError(f"schema {url} is not available locally (no network)")
         return super().load(url)
