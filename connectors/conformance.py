@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Iterator
 
 import pytest
 
+from connectors.livehub import AgencyHub, LiveServer
 from connectors.registry import AgencyConfig, build_connector, import_object, load_agencies
 from hub.envelope import Envelope, SchemaRef
 from hub.errors import (AgencyRefusal, AgencyTimeout, AgencyUnavailable, BadAgencyReply, HubError,
@@ -97,12 +98,11 @@ def envelope_for(agency: str, operation: str, payload: dict[str, Any], *,
                         payload=payload)
 
 
-class CallbackReceiver:
+class CallbackReceiver(LiveServer):
     """A loopback HTTP server standing in for the hub's inbound endpoints: records every POST."""
 
     def __init__(self) -> None:
         from flask import Flask, request
-        from werkzeug.serving import make_server
 
         self.calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -115,9 +115,7 @@ class CallbackReceiver:
                                    "body": request.get_data()})
             return "", 202
 
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        super().__init__(app)
 
     def wait(self, count: int, *, within: float = 10.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + within
@@ -128,10 +126,6 @@ class CallbackReceiver:
             time.sleep(0.02)
         with self._lock:
             return list(self.calls)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class ConnectorConformance:
@@ -315,6 +309,22 @@ class ConnectorConformance:
         assert len(calls) == 2
         assert calls[0]["body"] == calls[1]["body"]
         assert simulator.effect_count(str(envelope.id)) == 1
+
+
+@pytest.fixture
+def agency_hub(hub_factory: Any) -> Iterator[Any]:
+    """Build a running hub wired to live agency simulators: ``agency_hub(broker_url=...,
+    database_url=..., extra_definitions=[dir])`` (see `connectors.livehub.AgencyHub`)."""
+    built: list[AgencyHub] = []
+
+    def make(**options: Any) -> AgencyHub:
+        world = AgencyHub(hub_factory, **options).start()
+        built.append(world)
+        return world
+
+    yield make
+    for world in built:
+        world.stop()
 
 
 def _changed(payload: dict[str, Any]) -> dict[str, Any]:

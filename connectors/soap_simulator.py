@@ -22,7 +22,6 @@ a repeat gets the first answer back (its echoed header rebuilt for the repeat), 
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 from typing import Any
 
@@ -30,9 +29,9 @@ from flask import Flask, Response, request
 from lxml import etree
 
 from connectors.simulator import Fault, Outcome, Simulator
-from connectors.xml import (PROTOCOL_VERSION, SHA512, SOAP_ENV, XROAD, XRoadHeader, body_of,
-                            from_dict, local, parse_xml, request_hash, serialize, soap_envelope,
-                            soap_fault, to_dict, validate_xml, xml_schema)
+from connectors.xml import (PROTOCOL_VERSION, SOAP_ENV, XRoadHeader, body_of, echoed_header,
+                            from_dict, local, parse_xml, serialize, soap_envelope, soap_fault,
+                            to_dict, validate_xml, xml_schema)
 from hub.errors import HubError, SchemaViolation
 
 XML = "text/xml; charset=utf-8"
@@ -125,13 +124,7 @@ class SoapSimulator(Simulator):
         return response
 
     def echoed_header(self, request_envelope: etree._Element, raw: bytes) -> list[etree._Element]:
-        found = request_envelope.find(f"{{{SOAP_ENV}}}Header")
-        echoed = [copy.deepcopy(e) for e in (found if found is not None else [])
-                  if isinstance(e.tag, str) and etree.QName(e).namespace == XROAD]
-        digest = etree.Element(f"{{{XROAD}}}requestHash", nsmap={"xrd": XROAD})
-        digest.set("algorithmId", SHA512)
-        digest.text = request_hash(raw)
-        return echoed + [digest]
+        return echoed_header(request_envelope, raw)
 
     def sign_answer(self, answer: etree._Element) -> etree._Element:
         """Seam: the answer as sent (signed once keys are configured)."""

@@ -179,6 +179,20 @@ def request_hash(message: bytes) -> str:
     return base64.b64encode(hashlib.sha512(message).digest()).decode("ascii")
 
 
+def echoed_header(request_envelope: etree._Element, raw: bytes) -> list[etree._Element]:
+    """What a provider puts in its answer's header: the request's X-Road header elements, in
+    their order, then ``requestHash`` (SHA-512 of the request message ``raw`` as received)."""
+    import copy
+
+    found = request_envelope.find(f"{{{SOAP_ENV}}}Header")
+    echoed = [copy.deepcopy(e) for e in (found if found is not None else [])
+              if isinstance(e.tag, str) and etree.QName(e).namespace == XROAD]
+    digest = etree.Element(f"{{{XROAD}}}requestHash", nsmap={"xrd": XROAD})
+    digest.set("algorithmId", SHA512)
+    digest.text = request_hash(raw)
+    return echoed + [digest]
+
+
 # -- X-Road header -----------------------------------------------------------------------------
 
 _CLIENT_FIELDS = ("xRoadInstance", "memberClass", "memberCode", "subsystemCode")

@@ -93,7 +93,9 @@ def create_app(hub: Any, *, max_content_length: int | None = None) -> Flask:
     def healthz() -> Response:
         return jsonify(status="alive")
 
+    from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
 
     app.register_blueprint(intake)
+    app.register_blueprint(inbound)
     return app
