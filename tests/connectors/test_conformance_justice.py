@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.conformance import ConnectorConformance, Sample
-from agency_samples import certificate
+from connectors.samples import certificate
 
 
 class TestJusticeConformance(ConnectorConformance):

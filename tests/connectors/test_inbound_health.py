@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from agency_samples import certificates, deceased
+from connectors.samples import certificates, deceased
 from hub.store.models import AuditRow, OutboxRow
 
 ROUTES = Path(__file__).parent.parent / "e2e" / "agency_routes"

@@ -1,4 +1,5 @@
-"""Canonical payloads for connector tests, built from the simulators' documented rules."""
+"""Canonical payloads (docs/exchanges.md shapes) that draw known answers from the simulators' rules:
+for connector tests, end-to-end tests, the demo and benchmarks."""
 from __future__ import annotations
 
 from typing import Any
