@@ -54,7 +54,8 @@ class Hub:
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
             overrides=agency_overrides))
-        self.catalog = catalog or ServiceCatalog.load(features=features)
+        self.catalog = catalog or ServiceCatalog.load(
+            features=set(features) | set(settings.features))
         missing = self.catalog.agencies() - set(self.agencies)
         if missing:
             raise ConfigurationError(f"services route to agencies without configuration:"
