@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -21,18 +21,9 @@ from hub import broker as b
 from hub.broker import Broker, Delivery, Message, Topology, open_broker
 from hub.broker.topology import QueueSpec
 from hub.errors import UnknownRoute
+from hub.testing import wait_for
 
 RETRY = (0.3, 0.6)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture
