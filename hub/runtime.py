@@ -66,7 +66,8 @@ class Hub:
             case_retry_delays=CASE_RETRY.ladder)
         self.audit = AuditLog()
         self.seal = seal or HmacSeal(load_or_create_key(settings.keys_dir / "envelope-seal.key"))
-        self.relay = OutboxRelay(self.store, self.open_broker, batch=settings.relay_batch,
+        self.relay = OutboxRelay(self.store, self.open_broker, self.audit,
+                                 batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
         self.cases = CaseBook(self.catalog, self.audit, self.seal, node_id=settings.node_id)
         self._connector_factories = dict(connectors or {})
