@@ -57,9 +57,13 @@ class Hub:
         self.catalog = catalog or ServiceCatalog.load(
             features=set(features) | set(settings.features))
         missing = self.catalog.agencies() - set(self.agencies)
-        if missing:
+        if missing and catalog is not None:
             raise ConfigurationError(f"services route to agencies without configuration:"
                                      f" {sorted(missing)}")
+        if missing:
+            # The packaged catalog may hold services whose agency connectors are not deployed
+            # (yet): those services are not offered; asking for one says why.
+            self.catalog = self.catalog.offline_without(set(self.agencies))
         self.topology = Topology.for_hub(
             settings.broker_namespace,
             {name: config.retry.policy().ladder for name, config in self.agencies.items()},

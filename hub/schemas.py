@@ -115,8 +115,22 @@ def field_errors(validator: Draft202012Validator, instance: Any) -> list[dict[st
     found: list[dict[str, Any]] = []
     for error in validator.iter_errors(instance):
         found.extend(_describe(error))
-    unique = {(e["field"], e["code"]): e for e in found}
-    return sorted(unique.values(), key=lambda e: (e["field"], e["code"]))
+    # One error per field, the most telling one: a malformed date is a "format" error even if a
+    # pattern also fails, and a missing field needs nothing else said about it.
+    best: dict[str, dict[str, Any]] = {}
+    for e in found:
+        current = best.get(e["field"])
+        if current is None or _rank(e["code"]) < _rank(current["code"]):
+            best[e["field"]] = e
+    return sorted(best.values(), key=lambda e: (e["field"], e["code"]))
+
+
+_PRIORITY = ("required", "unexpected", "type", "const", "enum", "format", "pattern",
+             "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems")
+
+
+def _rank(code: str) -> int:
+    return _PRIORITY.index(code) if code in _PRIORITY else len(_PRIORITY)
 
 
 def _describe(error: ValidationError) -> list[dict[str, Any]]:

@@ -257,9 +257,11 @@ class ServiceCatalog:
     """Every service definition, loaded and checked once. Disabled flagged services are hidden."""
 
     def __init__(self, definitions: Iterable[ServiceDefinition], *,
-                 features: Iterable[str] = ()) -> None:
+                 features: Iterable[str] = (), offline: dict[str, str] | None = None) -> None:
         self.features = frozenset(features)
         self._all = {d.name: d for d in definitions}
+        #: Services not offered here, with the reason (e.g. an agency without configuration).
+        self.offline = dict(offline or {})
 
     @classmethod
     def load(cls, *, features: Iterable[str] = (), extra_dirs: Iterable[Path] = ()
@@ -275,10 +277,14 @@ class ServiceCatalog:
         return cls(found, features=features)
 
     def enabled(self, definition: ServiceDefinition) -> bool:
-        return definition.feature_flag is None or definition.feature_flag in self.features
+        return ((definition.feature_flag is None or definition.feature_flag in self.features)
+                and definition.name not in self.offline)
 
     def get(self, name: str) -> ServiceDefinition:
         definition = self._all.get(name)
+        if definition is not None and name in self.offline:
+            raise UnknownService(f"service {name!r} is not offered: {self.offline[name]}",
+                                 service=name)
         if definition is None or not self.enabled(definition):
             raise UnknownService(f"no service named {name!r}", service=name)
         return definition
@@ -298,7 +304,17 @@ class ServiceCatalog:
         """A catalog of some of these services (same features), e.g. for a partial demo."""
         wanted = set(names)
         return ServiceCatalog((d for d in self._all.values() if d.name in wanted),
-                              features=self.features)
+                              features=self.features, offline=self.offline)
+
+    def offline_without(self, agencies: set[str]) -> "ServiceCatalog":
+        """This catalog with the services routing to an agency outside ``agencies`` offline."""
+        offline = dict(self.offline)
+        for d in self:
+            lacking = {s.agency for s in d.route.steps if s.agency != LOCAL_AGENCY} - agencies \
+                if d.route else set()
+            if lacking:
+                offline[d.name] = f"no configuration for agencies {', '.join(sorted(lacking))}"
+        return ServiceCatalog(self._all.values(), features=self.features, offline=offline)
 
     def providers(self, kind: str) -> list[ServiceDefinition]:
         """Enabled services whose cases are records of ``kind`` (see `RecordSpec`)."""

@@ -201,3 +201,19 @@ def test_local_steps_are_checked_when_loaded():
 def test_the_agencies_a_catalog_needs_exclude_local_checks(catalog):
     assert LOCAL_AGENCY not in catalog.agencies()
     assert {"narsa", "dgsn", "health", "interior"} <= catalog.agencies()
+
+
+def test_services_whose_agencies_are_not_configured_are_offline_with_the_reason(hub_factory):
+    from connectors.registry import AgencyConfig
+
+    narsa_only = {"narsa": AgencyConfig(name="narsa", title="narsa", protocol="rest",
+                                        connector="connectors.base:MockConnector")}
+    hub = hub_factory(agencies=narsa_only)
+    assert "driving_licence_authentication" in hub.catalog.names()
+    assert "consular_registration_update" in hub.catalog.names()  # local checks only
+    assert "repatriation_of_remains" not in hub.catalog.names()
+    with pytest.raises(UnknownService, match="no configuration for agencies dgsn, health"):
+        hub.catalog.get("repatriation_of_remains")
+    # A catalog given explicitly must be complete: that is a configuration error.
+    with pytest.raises(ConfigurationError):
+        hub_factory(agencies=narsa_only, catalog=ServiceCatalog.load())
