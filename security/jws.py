@@ -147,10 +147,6 @@ def _verify(token: str | bytes, detached: bytes | None, trust: TrustStore, party
     parts = raw.split(b".")
     if len(parts) != 3 or not parts[0] or not parts[2]:
         raise SignatureInvalid("not a compact JWS (unsigned input?)", reason="unsigned")
-    if detached is None and not parts[1]:
-        raise SignatureInvalid("JWS has a detached payload; use verify_detached", reason="detached")
-    if detached is not None and parts[1]:
-        raise SignatureInvalid("expected a detached JWS (empty payload segment)", reason="attached")
     header = _decode_header(parts[0])
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
@@ -160,6 +156,10 @@ def _verify(token: str | bytes, detached: bytes | None, trust: TrustStore, party
     forbidden = FORBIDDEN & header.keys()
     if forbidden:
         raise SignatureInvalid(f"header parameters {sorted(forbidden)} are refused", reason="header")
+    if detached is None and not parts[1]:
+        raise SignatureInvalid("JWS has a detached payload; use verify_detached", reason="detached")
+    if detached is not None and parts[1]:
+        raise SignatureInvalid("expected a detached JWS (empty payload segment)", reason="attached")
     if header.get("typ", TYP) != TYP:
         raise SignatureInvalid(f"typ {header.get('typ')!r} is not a message signature", reason="typ")
     kid = header.get("kid")
