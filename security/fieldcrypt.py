@@ -110,7 +110,8 @@ class KeyRing:
         if not path.is_file():
             raise ConfigurationError(f"no data key ring at {path}: run `hub keys init`")
         if path.stat().st_mode & 0o077:
-            raise ConfigurationError(f"data key ring {path} is readable by other users; chmod 600 it")
+            raise ConfigurationError(f"data key ring {path} is readable by other users; "
+                                     "chmod 600 it")
         keys, active, created = _parse_ring(path)
         return cls(keys, active, path=path, created=created)
 
@@ -163,7 +164,8 @@ class KeyRing:
             if key_id not in self._keys:
                 raise ConfigurationError(f"no data key {key_id!r} to retire")
             keys = {k: v for k, v in self._keys.items() if k != key_id}
-            self._install(keys, self._active, {k: v for k, v in self._created.items() if k != key_id})
+            created = {k: v for k, v in self._created.items() if k != key_id}
+            self._install(keys, self._active, created)
             if self.path is not None:
                 self.save()
 
@@ -176,7 +178,8 @@ class KeyRing:
         key_id, aead = self._active, self._aead[self._active]
         nonce = os.urandom(_NONCE)  # 96-bit random nonces: safe far beyond our volumes per key
         sealed = aead.encrypt(nonce, plaintext, _aad(key_id, context))
-        return TOKEN_PREFIX + key_id + ":" + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        data = base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return f"{TOKEN_PREFIX}{key_id}:{data}"
 
     def decrypt(self, token: str, *, context: bytes) -> bytes:
         key_id, blob = _split(token)
@@ -232,7 +235,7 @@ class KeyRing:
         header = (FILE_MAGIC + bytes([len(key_id)]) + key_id.encode("ascii")
                   + struct.pack(">I", chunk_size) + prefix)
         aad = header + b"\x00" + context
-        with _open(src, "rb") as fin, _open_out(dst) as fout:
+        with _open_in(src) as fin, _open_out(dst) as fout:
             fout.write(header)
             counter = 0
             chunk = fin.read(chunk_size)
@@ -248,7 +251,7 @@ class KeyRing:
 
     def decrypt_file(self, src: BinaryIO | Path, dst: BinaryIO | Path, *, context: bytes) -> None:
         """Decrypt a stream made by `encrypt_file`. A path ``dst`` appears only if all is valid."""
-        with _open(src, "rb") as fin, _open_out(dst) as fout:
+        with _open_in(src) as fin, _open_out(dst) as fout:
             magic = fin.read(len(FILE_MAGIC))
             if magic != FILE_MAGIC:
                 raise InvalidMessage("not a file encrypted by the hub (bad magic)")
@@ -355,16 +358,17 @@ def _map_fields(doc: Mapping[str, Any], paths: Iterable[str], fn: Any) -> dict[s
     return out
 
 
-class _open:
-    """Open a path, or pass an already open binary stream through (without closing it)."""
+class _open_in:
+    """Open a path for reading, or pass an open binary stream through (without closing it)."""
 
-    def __init__(self, target: BinaryIO | Path, mode: str) -> None:
-        self.target, self.mode, self.fh = target, mode, None
+    def __init__(self, target: BinaryIO | Path) -> None:
+        self.target = target
+        self.fh: Any = None
 
     def __enter__(self) -> BinaryIO:
         if isinstance(self.target, (str, Path)):
-            self.fh = open(self.target, self.mode)
-            return self.fh  # type: ignore[return-value]
+            self.fh = open(self.target, "rb")
+            return self.fh  # type: ignore[no-any-return]
         return self.target
 
     def __exit__(self, *exc: object) -> None:
@@ -376,13 +380,16 @@ class _open_out:
     """Write to a stream, or to a path through a 0600 temp file renamed only on success."""
 
     def __init__(self, target: BinaryIO | Path) -> None:
-        self.target, self.tmp, self.fh = target, None, None
+        self.target = target
+        self.tmp: Path | None = None
+        self.fh: BinaryIO | None = None
 
     def __enter__(self) -> BinaryIO:
         if isinstance(self.target, (str, Path)):
             path = Path(self.target)
             self.tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-            self.fh = os.fdopen(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self.fh = os.fdopen(fd, "wb")
             return self.fh  # type: ignore[return-value]
         return self.target
 

@@ -42,8 +42,13 @@ from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
 
 from hub.envelope import DEFAULT_MAX_BYTES
-from hub.errors import (ConfigurationError, HubError, MessageTooLarge, SignatureInvalid,
-                        UntrustedCertificate)
+from hub.errors import (
+    ConfigurationError,
+    HubError,
+    MessageTooLarge,
+    SignatureInvalid,
+    UntrustedCertificate,
+)
 from security.keys import Signer
 from security.safexml import parse_json_limited
 from security.trust import TrustStore
@@ -57,7 +62,8 @@ RESERVED = frozenset({"alg", "kid", "x5t#S256", "typ", "iat", "jti"})
 #: verifies it, and our keys come from the trust store only.
 FORBIDDEN = frozenset({"crit", "b64", "jwk", "jku", "x5u", "x5c", "zip"})
 _MAX_HEADER_BYTES = 4096
-_EXTRA_HEADERS = {"iat": HeaderParameter("Issued at", "int"), "jti": HeaderParameter("Message id", "str")}
+_EXTRA_HEADERS = {"iat": HeaderParameter("Issued at", "int"),
+                  "jti": HeaderParameter("Message id", "str")}
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,8 @@ def _verify(token: str | bytes, detached: bytes | None, trust: TrustStore, party
         raise SignatureInvalid("no JWS given (unsigned input)", reason="unsigned")
     limit = max_bytes * 4 // 3 + _MAX_HEADER_BYTES + 1024  # base64 growth plus header and signature
     if len(raw) > limit:
-        raise MessageTooLarge(f"JWS is {len(raw)} bytes, limit is {limit}", size=len(raw), limit=limit)
+        raise MessageTooLarge(f"JWS is {len(raw)} bytes, limit is {limit}", size=len(raw),
+                              limit=limit)
     parts = raw.split(b".")
     if len(parts) != 3 or not parts[0] or not parts[2]:
         raise SignatureInvalid("not a compact JWS (unsigned input?)", reason="unsigned")
@@ -155,13 +162,15 @@ def _verify(token: str | bytes, detached: bytes | None, trust: TrustStore, party
         raise SignatureInvalid(f"alg {alg!r} is not accepted (ES256, RS256)", reason="alg")
     forbidden = FORBIDDEN & header.keys()
     if forbidden:
-        raise SignatureInvalid(f"header parameters {sorted(forbidden)} are refused", reason="header")
+        raise SignatureInvalid(f"header parameters {sorted(forbidden)} are refused",
+                               reason="header")
     if detached is None and not parts[1]:
         raise SignatureInvalid("JWS has a detached payload; use verify_detached", reason="detached")
     if detached is not None and parts[1]:
         raise SignatureInvalid("expected a detached JWS (empty payload segment)", reason="attached")
     if header.get("typ", TYP) != TYP:
-        raise SignatureInvalid(f"typ {header.get('typ')!r} is not a message signature", reason="typ")
+        raise SignatureInvalid(f"typ {header.get('typ')!r} is not a message signature",
+                               reason="typ")
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise SignatureInvalid("JWS has no kid", reason="no_kid")
@@ -187,8 +196,10 @@ def _verify(token: str | bytes, detached: bytes | None, trust: TrustStore, party
     except HubError:
         raise
     except (JoseError, ValueError, TypeError) as exc:
-        raise SignatureInvalid(f"JWS signature does not verify: {exc}", reason="bad_signature") from None
-    return VerifiedJws(payload=obj.payload, headers=dict(obj.headers()), certificate=cert, party=party)
+        raise SignatureInvalid(f"JWS signature does not verify: {exc}",
+                               reason="bad_signature") from None
+    return VerifiedJws(payload=obj.payload, headers=dict(obj.headers()), certificate=cert,
+                       party=party)
 
 
 def _decode_header(segment: bytes) -> dict[str, Any]:
@@ -201,14 +212,18 @@ def _decode_header(segment: bytes) -> dict[str, Any]:
     try:
         header = parse_json_limited(raw, max_bytes=_MAX_HEADER_BYTES, what="JWS header")
     except HubError as exc:
-        raise SignatureInvalid(f"JWS header is unreadable: {exc.message}", reason="malformed") from None
+        raise SignatureInvalid(f"JWS header is unreadable: {exc.message}",
+                               reason="malformed") from None
     if not isinstance(header, dict):
         raise SignatureInvalid("JWS header is not a JSON object", reason="malformed")
     return header
 
 
 def _registry(alg: str, payload_limit: int) -> JWSRegistry:
-    registry = JWSRegistry(header_registry=_EXTRA_HEADERS, algorithms=[alg], strict_check_header=False)
+    # Not strict: callers may add their own headers (X-Road ids); the dangerous ones are refused
+    # by name before joserfc sees the token.
+    registry = JWSRegistry(header_registry=_EXTRA_HEADERS, algorithms=[alg],
+                           strict_check_header=False)
     registry.max_header_length = _MAX_HEADER_BYTES
     registry.max_payload_length = payload_limit * 2 + 16  # our own size check ran before
     return registry
@@ -221,18 +236,19 @@ _JWK_CACHE: dict[tuple[str, bytes], Any] = {}
 def _private_jwk(signer: Signer) -> Any:
     key = ("private", signer.thumbprint.encode())
     if key not in _JWK_CACHE:
-        _JWK_CACHE[key] = _import(signer.key)
+        _JWK_CACHE[key] = jwk_of(signer.key)
     return _JWK_CACHE[key]
 
 
 def _public_jwk(cert: x509.Certificate) -> Any:
     key = ("public", cert.fingerprint(hashes.SHA256()))
     if key not in _JWK_CACHE:
-        _JWK_CACHE[key] = _import(cert.public_key())
+        _JWK_CACHE[key] = jwk_of(cert.public_key())
     return _JWK_CACHE[key]
 
 
-def _import(key: Any) -> Any:
+def jwk_of(key: Any) -> Any:
+    """A cryptography EC/RSA key (private or public) as a joserfc key."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         return ECKey.import_key(key)
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):

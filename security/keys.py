@@ -102,7 +102,8 @@ class KeyStore:
         for party in own:
             cert = certificates.get((party, "signing"))
             if cert is None:
-                raise ConfigurationError(f"no signing certificate for {party} in {keys_dir}: {_HINT}")
+                raise ConfigurationError(f"no signing certificate for {party} in {keys_dir}: "
+                                         f"{_HINT}")
             key = _read_key(layout.key_path(party, "signing"))
             signers[party] = Signer(party, key, cert)
         return cls(layout, ca, crl, certificates, signers)
@@ -136,7 +137,7 @@ class KeyStore:
                         ca=self.layout.ca_cert, crl=self.layout.crl)
 
     def tls_pin(self, party: str, purpose: Purpose = "tls-server") -> str:
-        """SPKI pin of a party's TLS certificate on disk (development: production pins are config)."""
+        """SPKI pin of a party's certificate on disk (development; production pins are config)."""
         return spki_pin(self.certificate(party, purpose))
 
     def trust_store(self, *, clock: Clock = utc_now,

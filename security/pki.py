@@ -16,7 +16,9 @@ File layout (``keys_dir`` is ``$HUB_DATA_DIR/keys`` by default, never inside the
       pki.json                     manifest: algorithm, parties, creation time
       ca.key.pem                   CA private key (0600). Not read at run time: keep it offline.
       ca.cert.pem                  CA certificate, the trust anchor given to agencies
-      crl.pem                      CRL signed by the CA (empty at first; `revoke` adds entries)
+      crl.pem                      CRL signed by the CA: empty at first, `revoke` adds entries;
+                                   re-signed (new nextUpdate, 30 days) by every `init_pki`,
+                                   `revoke` and `refresh_crl`, since verifiers refuse a stale one
       <party>/                     one per party: hub, interior, dgsn, health, narsa, justice
         signing.key.pem            0600; signs XML-DSig and JWS
         signing.cert.pem           CN=<party>, O=<org>, C=MA, SAN URI urn:econsulat:party:<party>
@@ -202,11 +204,13 @@ def init_pki(keys_dir: Path, parties: Sequence[str] = DEFAULT_PARTIES, *,
     for party in all_parties:
         _mkdir_private(layout.party_dir(party))
         for purpose in PURPOSES:
-            if layout.key_path(party, purpose).exists() and layout.cert_path(party, purpose).exists():
+            key_path, cert_path = layout.key_path(party, purpose), layout.cert_path(party, purpose)
+            if key_path.exists() and cert_path.exists():
                 continue
             key = _new_key(algorithm)
             cert = _build_leaf(party, purpose, key.public_key(), ca_key, ca_cert,
-                               not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=days))
+                               not_before=now - timedelta(minutes=5),
+                               not_after=now + timedelta(days=days))
             _write_private(layout.key_path(party, purpose), _key_pem(key), replace=True)
             _write_public(layout.cert_path(party, purpose),
                           cert.public_bytes(serialization.Encoding.PEM), replace=True)
@@ -412,7 +416,8 @@ def _write_crl(layout: PkiLayout, ca_key: PrivateKey, ca_cert: x509.Certificate,
     if layout.crl.is_file():
         try:
             previous = x509.load_pem_x509_crl(layout.crl.read_bytes())
-            number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+            number = 1 + previous.extensions.get_extension_for_class(
+                x509.CRLNumber).value.crl_number
         except (ValueError, x509.ExtensionNotFound):
             pass
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value

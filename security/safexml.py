@@ -75,7 +75,7 @@ def check_tree(root: etree._Element, *, max_depth: int = DEFAULT_MAX_DEPTH,
         if isinstance(sibling, etree._ProcessingInstruction):
             raise HostileInput(f"{what} contains a processing instruction <?{sibling.target}?>")
     depth = 0
-    for event, node in etree.iterwalk(root, events=("start", "end")):
+    for event, _node in etree.iterwalk(root, events=("start", "end")):
         if event == "end":
             depth -= 1
             continue

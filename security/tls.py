@@ -140,8 +140,9 @@ class PinnedAdapter(HTTPAdapter):
             "https": _pinned_pool_class(self.party, self.pins),
         }
 
-    def build_connection_pool_key_attributes(self, request: Any, verify: Any,
-                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def build_connection_pool_key_attributes(
+            self, request: Any, verify: Any, cert: Any = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
         self._refuse_overrides(verify, cert)
         return host_params, {"ssl_context": self.ssl_context, "cert_reqs": "CERT_REQUIRED"}
@@ -160,9 +161,10 @@ class PinnedAdapter(HTTPAdapter):
         if cert:
             raise ConfigurationError("the client certificate comes from the SSL context, not cert=")
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, *args: Any,  # type: ignore[override]
+             **kwargs: Any) -> requests.Response:
         try:
-            return super().send(request, **kwargs)
+            return super().send(request, *args, **kwargs)
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
                 raise UntrustedCertificate(f"TLS certificate of {self.party} failed verification: "
@@ -172,11 +174,13 @@ class PinnedAdapter(HTTPAdapter):
 
 
 class _RefusePlainHttp(HTTPAdapter):
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, *args: Any,  # type: ignore[override]
+             **kwargs: Any) -> requests.Response:
         raise ConfigurationError(f"plain http:// to an agency is refused: {request.url}")
 
 
-def pinned_session(party: str, pins: Iterable[str], ssl_context: ssl.SSLContext) -> requests.Session:
+def pinned_session(party: str, pins: Iterable[str],
+                   ssl_context: ssl.SSLContext) -> requests.Session:
     """A `requests.Session` that speaks only pinned mTLS to ``party``."""
     session = requests.Session()
     session.trust_env = False  # no proxy or CA bundle from the environment

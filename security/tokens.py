@@ -43,10 +43,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, RSAKey
 
 from hub.envelope import parse_json
 from hub.errors import ConfigurationError, HubError, InvalidToken
+from security.jws import jwk_of
 from security.keys import Signer
 from security.trust import Clock, cert_thumbprint, utc_now
 
@@ -128,14 +128,14 @@ class TokenAuthority:
         self.clock = clock
         self.leeway = timedelta(seconds=leeway_seconds)
         self._alg = "ES256" if signer.key_type == "ec" else "RS256"
-        self._private = (ECKey if signer.key_type == "ec" else RSAKey).import_key(signer.key)
+        self._private = jwk_of(signer.key)
         # kid -> (alg, public key), built once.
         self._verifiers: dict[str, tuple[str, Any]] = {}
         for cert in (signer.cert, *previous):
             public = cert.public_key()
             is_rsa = isinstance(public, rsa.RSAPublicKey)
             self._verifiers[cert_thumbprint(cert)] = (
-                "RS256" if is_rsa else "ES256", (RSAKey if is_rsa else ECKey).import_key(public))
+                "RS256" if is_rsa else "ES256", jwk_of(public))
 
     def issue_token(self, subject: str, role: Role, *, post: str | None = None,
                     case: str | None = None, agency: str | None = None,
@@ -166,7 +166,8 @@ class TokenAuthority:
             raise InvalidToken("access token is too large", reason="malformed")
         header = _header(token)
         if header.get("typ") != TOKEN_TYPE:
-            raise InvalidToken(f"token type {header.get('typ')!r} is not {TOKEN_TYPE}", reason="typ")
+            raise InvalidToken(f"token type {header.get('typ')!r} is not {TOKEN_TYPE}",
+                               reason="typ")
         verifier = self._verifiers.get(header.get("kid"))  # type: ignore[arg-type]
         if verifier is None:
             raise InvalidToken("token was signed by a key this hub does not know", reason="kid")
@@ -177,7 +178,8 @@ class TokenAuthority:
         try:
             claims = jwt.decode(token, key, algorithms=[alg]).claims
         except (JoseError, ValueError, TypeError) as exc:
-            raise InvalidToken(f"token signature does not verify: {exc}", reason="signature") from None
+            raise InvalidToken(f"token signature does not verify: {exc}",
+                               reason="signature") from None
         return self._principal(claims)
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
@@ -191,7 +193,8 @@ class TokenAuthority:
         if now - self.leeway >= _ts(exp):
             raise InvalidToken(f"token expired at {_ts(exp).isoformat()}", reason="expired")
         if now + self.leeway < _ts(nbf) or now + self.leeway < _ts(iat):
-            raise InvalidToken(f"token is not valid before {_ts(nbf).isoformat()}", reason="not_before")
+            raise InvalidToken(f"token is not valid before {_ts(nbf).isoformat()}",
+                               reason="not_before")
         if exp - iat > MAX_TTL:
             raise InvalidToken("token lifetime exceeds the hub's maximum", reason="lifetime")
         role, sub, jti = claims.get("role"), claims.get("sub"), claims.get("jti")

@@ -134,7 +134,8 @@ class TrustStore:
             self.parties[party] = replace(current, tls_pins=current.tls_pins | frozenset(pins))
         return self
 
-    def set_pins(self, pins: Mapping[str, Iterable[str]], *, usage: Usage = "signing") -> "TrustStore":
+    def set_pins(self, pins: Mapping[str, Iterable[str]], *,
+                 usage: Usage = "signing") -> "TrustStore":
         for party, values in pins.items():
             self.pin(party, *values, usage=usage)
         return self
@@ -160,7 +161,11 @@ class TrustStore:
 
     def verify_certificate(self, party: str, cert: x509.Certificate, *, at: datetime | None = None,
                            usage: Usage = "signing") -> x509.Certificate:
-        """Return ``cert`` if it may speak for ``party`` at ``at``; else raise `UntrustedCertificate`."""
+        """Return ``cert`` if it may speak for ``party`` at ``at``; else `UntrustedCertificate`.
+
+        ``usage`` selects the extended key usage required of CA-issued certificates and which pins
+        apply (signing pins, or TLS pins for ``tls-server``/``tls-client``).
+        """
         trust = self.parties.get(party)
         if trust is None:
             raise _refuse("unknown_party", f"no trust configured for party {party!r}", party)
@@ -169,19 +174,21 @@ class TrustStore:
         issued_by_ca = self._issued_by_ca(cert)
         if not known:
             if not trust.accept_ca_issued:
-                raise _refuse("unknown", f"certificate {describe(cert)} is not among the certificates "
-                              f"trusted for {party}", party)
+                raise _refuse("unknown", f"certificate {describe(cert)} is not among the "
+                              f"certificates trusted for {party}", party)
             if not issued_by_ca:
-                raise _refuse("untrusted_issuer", f"certificate {describe(cert)} was not issued by the "
-                              f"hub's trusted CA", party)
+                raise _refuse("untrusted_issuer", f"certificate {describe(cert)} was not issued "
+                              "by the hub's trusted CA", party)
             self._check_names(party, cert)
             self._check_usage(party, cert, usage)
         if at < cert.not_valid_before_utc:
             raise _refuse("not_yet_valid", f"certificate {describe(cert)} is not valid before "
-                          f"{cert.not_valid_before_utc.isoformat()} (checked at {at.isoformat()})", party)
+                          f"{cert.not_valid_before_utc.isoformat()} (checked at "
+                          f"{at.isoformat()})", party)
         if at > cert.not_valid_after_utc:
             raise _refuse("expired", f"certificate {describe(cert)} expired on "
-                          f"{cert.not_valid_after_utc.isoformat()} (checked at {at.isoformat()})", party)
+                          f"{cert.not_valid_after_utc.isoformat()} (checked at "
+                          f"{at.isoformat()})", party)
         if issued_by_ca:
             self._check_revocation(party, cert, at)
         pins = trust.pins_for(usage)
@@ -214,7 +221,7 @@ class TrustStore:
 
     def _check_names(self, party: str, cert: x509.Certificate) -> None:
         uris = _san_uris(cert)
-        cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         if party_uri(party) not in uris or cns != [party]:
             named = ", ".join(uris) or (cns[0] if cns else "nobody")
             raise _refuse("wrong_party", f"certificate {describe(cert)} names {named}, "
@@ -234,7 +241,8 @@ class TrustStore:
             eku = set()
         wanted = {"signing": None, "tls-server": ExtendedKeyUsageOID.SERVER_AUTH,
                   "tls-client": ExtendedKeyUsageOID.CLIENT_AUTH}[usage]
-        if wanted is None and eku & {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}:
+        tls_usages = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+        if wanted is None and eku & tls_usages:
             raise _refuse("wrong_usage", f"certificate {describe(cert)} is a TLS certificate, "
                           "not a signing certificate", party)
         if wanted is not None and wanted not in eku:

@@ -33,9 +33,10 @@ digests, the signature, the chain to our CA and the validity dates)::
     xmlsec1 --verify --trusted-pem ca.cert.pem document.xml
 
     # SOAP: declare which attributes are IDs, on which elements
+    WSU=http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd
     xmlsec1 --verify --trusted-pem ca.cert.pem \\
       --id-attr:Id http://schemas.xmlsoap.org/soap/envelope/:Body \\
-      --id-attr:Id http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd:Timestamp \\
+      --id-attr:Id "$WSU:Timestamp" \\
       message.xml
 
 Add one ``--id-attr:Id <namespace>:<local-name>`` per extra signed header. xmlsec1 says
@@ -55,13 +56,26 @@ from typing import Iterable, Literal, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml import (CanonicalizationMethod, DigestAlgorithm, SignatureConfiguration,
-                     SignatureMethod, XMLSigner, XMLVerifier, methods)
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+    methods,
+)
 from signxml.exceptions import InvalidCertificate, SignXMLException
+from signxml.verifier import VerifyResult
 
 from hub.envelope import DEFAULT_MAX_BYTES
-from hub.errors import (ConfigurationError, HubError, MalformedEnvelope, SignatureInvalid,
-                        UntrustedCertificate)
+from hub.errors import (
+    ConfigurationError,
+    HubError,
+    MalformedEnvelope,
+    SignatureInvalid,
+    UntrustedCertificate,
+)
 from security.keys import Signer
 from security.safexml import DEFAULT_MAX_DEPTH, parse_xml
 from security.trust import TrustStore, load_certificate
@@ -155,13 +169,14 @@ def sign_document(root: etree._Element, signer: Signer, *, algorithm: XmlAlgorit
 def sign_soap(envelope: etree._Element, signer: Signer, *, algorithm: XmlAlgorithm | None = None,
               body_id: str | None = None, timestamp: bool = True, ttl_seconds: int = 300,
               sign_headers: Sequence[str] = (), now: datetime | None = None) -> etree._Element:
-    """Sign a SOAP 1.1 envelope's Body (+ wsu:Timestamp + named headers); signature in the header."""
+    """Sign a SOAP 1.1 envelope's Body (+ wsu:Timestamp + named headers) into wsse:Security."""
     if envelope.tag != _ENVELOPE:
         raise ConfigurationError(f"expected a SOAP 1.1 Envelope, got {envelope.tag}")
     doc = _with_wss_namespaces(envelope)
     bodies = doc.findall(_BODY)
     if len(bodies) != 1:
-        raise ConfigurationError(f"a SOAP envelope has exactly one Body, this one has {len(bodies)}")
+        raise ConfigurationError(f"a SOAP envelope has exactly one Body, this one has "
+                                 f"{len(bodies)}")
     body = bodies[0]
     header = doc.find(_HEADER)
     if header is None:
@@ -274,33 +289,38 @@ def verify_xml(data: bytes, trust: TrustStore, party: str, *,
     method = _METHODS[_BY_KEY_TYPE["rsa" if _is_rsa(cert) else "ec"]]
     config = SignatureConfiguration(
         require_x509=True, location=".//", expect_references=True,
-        signature_methods=frozenset({method}), digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
+        signature_methods=frozenset({method}),
+        digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
         verification_time=at)
     try:
-        results = XMLVerifier().verify(data, x509_cert=cert, expect_config=config, id_attribute="Id")
+        results = XMLVerifier().verify(data, x509_cert=cert, expect_config=config,
+                                       id_attribute="Id")
     except InvalidCertificate as exc:
         raise UntrustedCertificate(f"signer certificate refused: {exc}", reason="signxml") from None
     except HubError:
         raise
     except (SignXMLException, ValueError, TypeError, etree.LxmlError) as exc:
-        raise SignatureInvalid(f"signature verification failed: {exc}", reason="bad_signature") from None
+        raise SignatureInvalid(f"signature verification failed: {exc}",
+                               reason="bad_signature") from None
     except Exception as exc:  # cryptography.exceptions.InvalidSignature and kin
         raise SignatureInvalid(f"signature verification failed: {type(exc).__name__}: {exc}",
                                reason="bad_signature") from None
     results = results if isinstance(results, list) else [results]
     references = results[0].signature_xml.findall("ds:SignedInfo/ds:Reference", _NS)
+    if len(references) != len(results):
+        raise SignatureInvalid("signature references and results disagree", reason="bad_signature")
     _check_profile(results[0].signature_xml, soap)
 
     # Keep the element proxies themselves: lxml reuses a proxy only while it is referenced, so
     # identity (``is``) is reliable here and id() of temporaries would not be.
-    covered: list[tuple[etree._Element, str, object]] = []
-    for reference, result in zip(references, results):
+    covered: list[tuple[etree._Element, str, VerifyResult]] = []
+    for reference, result in zip(references, results, strict=True):
         uri = reference.get("URI", "")
         target = root if uri == "" else _by_id(root, uri[1:]) if uri.startswith("#") else None
         if target is not None:
             covered.append((target, uri, result))
 
-    def coverage(element: etree._Element) -> tuple[str, object] | None:
+    def coverage(element: etree._Element) -> tuple[str, VerifyResult] | None:
         for target, uri, result in covered:
             if target is element:
                 return uri, result
@@ -353,7 +373,8 @@ def _soap_body(root: etree._Element) -> etree._Element:
                                "wrapping?)", reason="body_count")
     allowed = [_HEADER, _BODY] if len(children) == 2 else [_BODY]
     if [c.tag for c in children] != allowed:
-        raise MalformedEnvelope("SOAP envelope must hold an optional Header then one Body, nothing else")
+        raise MalformedEnvelope("SOAP envelope must hold an optional Header then one Body, "
+                                "nothing else")
     return bodies[0]
 
 
@@ -393,7 +414,8 @@ def _check_profile(signature: etree._Element, soap: bool) -> None:
     if c14n is None or c14n.get("Algorithm") != EXC_C14N:
         raise SignatureInvalid("SignedInfo must use exclusive c14n", reason="profile")
     allowed = {EXC_C14N} if soap else {ENVELOPED, EXC_C14N}
-    for transform in signature.iterfind("ds:SignedInfo/ds:Reference/ds:Transforms/ds:Transform", _NS):
+    path = "ds:SignedInfo/ds:Reference/ds:Transforms/ds:Transform"
+    for transform in signature.iterfind(path, _NS):
         if transform.get("Algorithm") not in allowed:
             raise SignatureInvalid(f"transform {transform.get('Algorithm')} is not allowed",
                                    reason="profile")
@@ -430,8 +452,8 @@ def _read_timestamp(ts: etree._Element) -> tuple[datetime, datetime | None]:
     return created, read("Expires")
 
 
-def _signed(result: object) -> etree._Element:
-    element = getattr(result, "signed_xml", None)
+def _signed(result: VerifyResult) -> etree._Element:
+    element = result.signed_xml
     if element is None:
         raise SignatureInvalid("signed content is not XML", reason="not_xml")
     return element

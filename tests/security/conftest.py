@@ -87,7 +87,9 @@ def clock() -> FakeClock:
 @pytest.fixture(scope="session")
 def xmlsec1() -> str:
     """Path to the xmlsec1 binary; skip (or fail with HUB_REQUIRE_SERVICES=1) when absent."""
-    path = shutil.which("xmlsec1") or ("/usr/bin/xmlsec1" if Path("/usr/bin/xmlsec1").exists() else None)
+    path = shutil.which("xmlsec1")
+    if path is None and Path("/usr/bin/xmlsec1").exists():
+        path = "/usr/bin/xmlsec1"
     if path is None:
         message = "xmlsec1 is not installed (Debian package xmlsec1): offline verification untested"
         if os.environ.get("HUB_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes", "on"):

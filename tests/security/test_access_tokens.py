@@ -9,9 +9,8 @@ import pytest
 
 from hub.errors import ConfigurationError, InvalidToken
 from security.jws import sign_json
-from security.keys import KeyStore
+from security.keys import KeyStore, Signer
 from security.pki import issue
-from security.keys import Signer
 from security.tokens import MAX_TTL, TOKEN_TYPE, Principal, TokenAuthority
 
 
@@ -101,7 +100,7 @@ def test_alg_none_and_garbage(authority: TokenAuthority) -> None:
             authority.verify_token(garbage)
 
 
-def test_key_the_hub_does_not_know(store: KeyStore, other_store: KeyStore, authority: TokenAuthority) -> None:
+def test_key_the_hub_does_not_know(other_store: KeyStore, authority: TokenAuthority) -> None:
     foreign = TokenAuthority(other_store.signer("hub")).issue_token("u-1", "admin")
     with pytest.raises(InvalidToken, match="does not know") as exc:
         authority.verify_token(foreign)
@@ -153,7 +152,8 @@ def test_issue_checks_subject_and_ttl(authority: TokenAuthority) -> None:
 
 # -- the least-privilege table ---------------------------------------------------------------------
 
-OWN_POST, OTHER_POST, OWN_CASE, OTHER_CASE = "MA-FR-PAR", "MA-ES-MAD", "RR-2026-000001", "RR-2026-000002"
+OWN_POST, OTHER_POST = "MA-FR-PAR", "MA-ES-MAD"
+OWN_CASE, OTHER_CASE = "RR-2026-000001", "RR-2026-000002"
 
 PRINCIPALS = {
     "applicant": Principal("u-a", "applicant", case=OWN_CASE),

@@ -12,8 +12,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub.errors import ConfigurationError
-from security.pki import (DEFAULT_PARTIES, PURPOSES, PkiLayout, init_pki, issue, party_uri,
-                          refresh_crl, revoke)
+from security.pki import (
+    DEFAULT_PARTIES,
+    PURPOSES,
+    PkiLayout,
+    init_pki,
+    issue,
+    party_uri,
+    refresh_crl,
+    revoke,
+)
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -170,12 +178,14 @@ def test_revoke_adds_the_serial_to_a_crl_signed_by_the_ca(fresh_pki: Path) -> No
     extra = issue(fresh_pki, "hub")
     revoke(fresh_pki, cert=extra.cert)
     revoke(fresh_pki, cert=extra.cert)  # twice is harmless
-    assert sorted(e.serial_number for e in _crl(layout)) == sorted([serial, extra.cert.serial_number])
+    revoked = sorted(e.serial_number for e in _crl(layout))
+    assert revoked == sorted([serial, extra.cert.serial_number])
     number = _crl(layout).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     refresh_crl(fresh_pki)
     refreshed = _crl(layout)
     assert len(list(refreshed)) == 2
-    assert refreshed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == number + 1
+    assert refreshed.extensions.get_extension_for_class(
+        x509.CRLNumber).value.crl_number == number + 1
 
 
 def test_revoke_refuses_foreign_certificates(fresh_pki: Path, other_pki: Path) -> None:

@@ -162,7 +162,8 @@ def test_file_round_trip(ring: KeyRing, size: int) -> None:
     sealed = io.BytesIO()
     assert ring.encrypt_file(io.BytesIO(data), sealed, context=b"doc:1", chunk_size=1024) == \
         ring.active_key_id
-    assert sealed.getvalue().startswith(FILE_MAGIC) and data[:64] not in sealed.getvalue()[8:] or size == 0
+    assert sealed.getvalue().startswith(FILE_MAGIC)
+    assert size == 0 or data[:64] not in sealed.getvalue()
     out = io.BytesIO()
     ring.decrypt_file(io.BytesIO(sealed.getvalue()), out, context=b"doc:1")
     assert out.getvalue() == data
@@ -190,8 +191,11 @@ def test_file_truncation_reordering_and_context_are_detected(ring: KeyRing) -> N
         "trailing garbage": sealed + b"\x00\x00\x00\x20" + b"x" * 32,
     }
     for name, blob in cases.items():
-        with pytest.raises(SignatureInvalid):
+        try:
             ring.decrypt_file(io.BytesIO(blob), io.BytesIO(), context=b"doc:1")
+        except SignatureInvalid:
+            continue
+        pytest.fail(f"{name}: accepted")
     with pytest.raises(SignatureInvalid):
         ring.decrypt_file(io.BytesIO(sealed), io.BytesIO(), context=b"doc:2")
     with pytest.raises(InvalidMessage, match="bad magic"):

@@ -34,7 +34,7 @@ def test_missing_ca_or_party_is_a_configuration_error(fresh_pki: Path) -> None:
     with pytest.raises(ConfigurationError, match="no signing certificate for justice"):
         KeyStore.load(fresh_pki, own=["justice"])
     PkiLayout.read(fresh_pki).ca_cert.unlink()
-    with pytest.raises(ConfigurationError, match="missing certificate .*ca.cert.pem.*hub keys init"):
+    with pytest.raises(ConfigurationError, match="missing certificate .*ca.cert.pem.*keys init"):
         KeyStore.load(fresh_pki)
 
 

@@ -15,8 +15,14 @@ import requests
 from hub.errors import ConfigurationError, UntrustedCertificate
 from security.keys import KeyStore, TlsFiles
 from security.pki import issue, revoke
-from security.tls import (PinnedAdapter, check_pin, client_context, party_from_peer,
-                          pinned_session, server_context)
+from security.tls import (
+    PinnedAdapter,
+    check_pin,
+    client_context,
+    party_from_peer,
+    pinned_session,
+    server_context,
+)
 from security.trust import TrustStore
 
 
@@ -46,8 +52,8 @@ class Agency:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.socket = server_context(files).wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, host: str = "localhost") -> str:
         return f"https://{host}:{self.port}/verify"
@@ -134,8 +140,8 @@ def test_revoked_client_certificate_is_refused_during_the_handshake(fresh_pki: P
     revoke(fresh_pki, "hub", "tls-client")
     store = KeyStore.load(fresh_pki)
     with agency_server(store.tls_files("narsa", "tls-server"), store.trust_store()) as narsa:
-        session = pinned_session("narsa", {store.tls_pin("narsa")},
-                                 client_context(store.tls_files("hub", "tls-client"), check_crl=False))
+        revoked = client_context(store.tls_files("hub", "tls-client"), check_crl=False)
+        session = pinned_session("narsa", {store.tls_pin("narsa")}, revoked)
         with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
             session.get(narsa.url(), timeout=10)
         assert narsa.callers == []
