@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -232,3 +234,57 @@ def test_size_limit(store: KeyStore, trust: TrustStore) -> None:
     with pytest.raises(MessageTooLarge):
         verify_jws(token, trust, "hub", max_bytes=1024)
     assert verify_jws(token, trust, "hub", max_bytes=8192).payload.startswith(b'"xxx')
+
+
+# -- the recipes docs/security.md gives agencies ---------------------------------------------------
+
+def test_agency_recipe_with_plain_joserfc(store: KeyStore) -> None:
+    """What an agency runs with only joserfc, cryptography and our certificate."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from joserfc import jws as jose
+    from joserfc.jwk import ECKey
+    from joserfc.jws import JWSRegistry
+
+    token = sign_json(PAYLOAD, store.signer("hub"))
+    detached = sign_detached(PAYLOAD, store.signer("hub"))
+    cert = x509.load_pem_x509_certificate(store.layout.cert_path("hub", "signing").read_bytes())
+    key = ECKey.import_key(cert.public_key())
+    registry = JWSRegistry(algorithms=["ES256"], strict_check_header=False)  # iat, jti headers
+    obj = jose.deserialize_compact(token, key, registry=registry)
+    assert obj.payload == PAYLOAD
+    thumbprint = b64(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+    assert obj.headers()["kid"] == thumbprint
+    verified = jose.deserialize_compact(detached, key, registry=registry, payload=PAYLOAD)
+    assert verified.payload == PAYLOAD
+
+
+def _run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(__file__).resolve().parents[2] / "docs" / "verify-jws.sh"
+    return subprocess.run(["sh", str(script), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=30)
+
+
+def test_agency_recipe_with_openssl(store: KeyStore, tmp_path: Path) -> None:
+    if not shutil.which("openssl") or not shutil.which("sh"):
+        pytest.skip("openssl or sh not installed: docs/verify-jws.sh untested")
+    cert = str(store.layout.cert_path("hub", "signing"))
+    token = tmp_path / "token"
+    token.write_text(sign_json(PAYLOAD, store.signer("hub")))
+    ok = _run_script(str(token), cert, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "Verified OK" in ok.stdout and PAYLOAD.decode() in ok.stdout
+    header, _, signature = token.read_text().split(".")
+    token.write_text(f"{header}.{b64(b'{}')}.{signature}")
+    assert _run_script(str(token), cert, cwd=tmp_path).returncode != 0
+    token.write_text(sign_detached(PAYLOAD, store.signer("hub")))
+    body = tmp_path / "payload"
+    body.write_bytes(PAYLOAD)
+    assert _run_script(str(token), cert, str(body), cwd=tmp_path).returncode == 0
+    body.write_bytes(PAYLOAD + b" ")
+    assert _run_script(str(token), cert, str(body), cwd=tmp_path).returncode != 0
+    other = str(store.layout.cert_path("narsa", "signing"))
+    refused = _run_script(str(token), other, str(tmp_path / "payload"), cwd=tmp_path)
+    assert refused.returncode != 0 and "kid is not the thumbprint" in refused.stderr
