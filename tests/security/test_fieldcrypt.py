@@ -163,7 +163,7 @@ def test_file_round_trip(ring: KeyRing, size: int) -> None:
     assert ring.encrypt_file(io.BytesIO(data), sealed, context=b"doc:1", chunk_size=1024) == \
         ring.active_key_id
     assert sealed.getvalue().startswith(FILE_MAGIC)
-    assert size == 0 or data[:64] not in sealed.getvalue()
+    assert size < 64 or data[:64] not in sealed.getvalue()  # shorter ones may occur by chance
     out = io.BytesIO()
     ring.decrypt_file(io.BytesIO(sealed.getvalue()), out, context=b"doc:1")
     assert out.getvalue() == data
