@@ -256,6 +256,8 @@ class KeyRing:
             if magic != FILE_MAGIC:
                 raise InvalidMessage("not a file encrypted by the hub (bad magic)")
             id_len = fin.read(1)
+            if not id_len:
+                raise _failed("encrypted file")
             key_id = fin.read(id_len[0] if id_len else 0).decode("ascii", "replace")
             size_and_prefix = fin.read(11)
             if len(size_and_prefix) != 11:

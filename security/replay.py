@@ -40,7 +40,12 @@ class SeenIds(Protocol):
 
 
 class InMemorySeenIds:
-    """A `SeenIds` in a dict, bounded: the oldest entries go first beyond ``max_entries``."""
+    """A `SeenIds` in a dict, bounded: the oldest entries go first beyond ``max_entries``.
+
+    An evicted id could be replayed while still inside the window, so size ``max_entries`` above
+    the number of messages a process receives in `ReplayGuard.retention`. Per process only: use the
+    database store whenever more than one worker consumes the same messages.
+    """
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()

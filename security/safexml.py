@@ -29,7 +29,7 @@ from typing import Any
 from lxml import etree
 
 from hub.envelope import DEFAULT_MAX_BYTES, parse_json
-from hub.errors import HostileInput, MalformedEnvelope, MessageTooLarge
+from hub.errors import ConfigurationError, HostileInput, MalformedEnvelope, MessageTooLarge
 
 #: A SOAP envelope with a signed, reasonably structured payload fits easily in this.
 DEFAULT_MAX_DEPTH = 64
@@ -47,8 +47,8 @@ def _parser() -> etree.XMLParser:
 def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
               max_depth: int = DEFAULT_MAX_DEPTH, what: str = "XML document") -> etree._Element:
     """Parse ``data`` into its root element, refusing hostile constructs (see module docstring)."""
-    if isinstance(data, str):
-        raise TypeError("parse_xml takes bytes: the encoding is the document's business")
+    if not isinstance(data, bytes):
+        raise ConfigurationError("parse_xml takes bytes: the encoding is the document's business")
     if len(data) > max_bytes:
         raise MessageTooLarge(f"{what} is {len(data)} bytes, limit is {max_bytes}",
                               size=len(data), limit=max_bytes)

@@ -222,3 +222,11 @@ def test_files_survive_rotation(ring: KeyRing) -> None:
     out = io.BytesIO()
     ring.decrypt_file(io.BytesIO(sealed), out, context=b"doc:1")
     assert out.getvalue() == b"scan of licence, front"
+
+
+def test_truncated_file_header(ring: KeyRing) -> None:
+    sealed = _sealed_file(ring, b"x" * 10)
+    full_id = len(FILE_MAGIC) + 1 + len(ring.active_key_id)
+    for cut in (len(FILE_MAGIC), len(FILE_MAGIC) + 3, full_id, full_id + 6):
+        with pytest.raises(SignatureInvalid):
+            ring.decrypt_file(io.BytesIO(sealed[:cut]), io.BytesIO(), context=b"doc:1")
