@@ -170,6 +170,14 @@ class TrustStore:
         if trust is None:
             raise _refuse("unknown_party", f"no trust configured for party {party!r}", party)
         at = (at or self.clock()).astimezone(timezone.utc)
+        try:
+            return self._verify(party, trust, cert, at, usage)
+        except ValueError as exc:
+            # cryptography parses certificate fields lazily: a damaged field fails on first use.
+            raise _refuse("unreadable", f"certificate is malformed: {exc}", party) from None
+
+    def _verify(self, party: str, trust: PartyTrust, cert: x509.Certificate, at: datetime,
+                usage: Usage) -> x509.Certificate:
         known = cert in trust.certificates
         issued_by_ca = self._issued_by_ca(cert)
         if not known:
@@ -268,7 +276,7 @@ _SHA256 = hashes.SHA256()
 def _san_uris(cert: x509.Certificate) -> list[str]:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):
         return []
     return san.get_values_for_type(x509.UniformResourceIdentifier)
 
@@ -281,7 +289,12 @@ def load_certificate(data: bytes) -> x509.Certificate:
     """Parse a PEM or DER certificate; refuse garbage with `UntrustedCertificate`."""
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
+            cert = x509.load_pem_x509_certificate(data)
+        else:
+            cert = x509.load_der_x509_certificate(data)
+        # Fields are parsed lazily; touch the ones trust decisions read so damage shows here.
+        _ = (cert.issuer, cert.subject, cert.serial_number, cert.not_valid_before_utc,
+             cert.not_valid_after_utc, cert.public_key(), cert.extensions)
+        return cert
     except ValueError as exc:
         raise UntrustedCertificate(f"unreadable certificate: {exc}", reason="unreadable") from None

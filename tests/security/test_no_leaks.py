@@ -1,8 +1,12 @@
-"""Whatever arrives, the verifiers answer with a hub error, never a library exception."""
+"""Whatever arrives, the verifiers answer with a hub error, never a library exception.
+
+Set FUZZ_N (default 150 examples per test) for a longer hunt, e.g. ``FUZZ_N=3000``.
+"""
 from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +21,7 @@ from security.tokens import TokenAuthority
 from security.trust import TrustStore
 from security.xmldsig import sign_soap, to_bytes, verify_xml
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_N", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

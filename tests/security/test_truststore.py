@@ -171,3 +171,21 @@ def test_issuer_cache_does_not_skip_time_checks(store: KeyStore, trust: TrustSto
     assert trust.verify_certificate("narsa", cert)  # populates the issuer cache
     with pytest.raises(UntrustedCertificate, match="expired"):
         trust.verify_certificate("narsa", cert, at=cert.not_valid_after_utc + timedelta(days=1))
+
+
+def test_damaged_certificate_fields_are_untrusted_not_crashes(store: KeyStore,
+                                                             trust: TrustStore) -> None:
+    """cryptography parses fields lazily; a damaged issuer must still end as a refusal."""
+    from cryptography.hazmat.primitives import serialization
+    der = bytearray(store.certificate("hub").public_bytes(serialization.Encoding.DER))
+    issuer = bytes(der).find(b"econsulat-hub development CA")
+    der[issuer - 2] = 0x05  # the string's tag inside the issuer Name becomes NULL
+    try:
+        cert = x509.load_der_x509_certificate(bytes(der))
+    except ValueError:
+        pytest.skip("this cryptography version parses eagerly")
+    with pytest.raises(UntrustedCertificate) as exc:
+        trust.verify_certificate("hub", cert)
+    assert _reason(exc) == "unreadable"
+    with pytest.raises(UntrustedCertificate, match="unreadable"):
+        load_certificate(bytes(der))
