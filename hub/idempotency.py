@@ -21,8 +21,8 @@ def mark_processed(session: Session, consumer: str, message_id: str) -> bool:
         consumer=consumer, message_id=message_id, processed_at=utcnow()
     ).on_conflict_do_nothing(index_elements=["consumer", "message_id"]).returning(
         ProcessedMessage.message_id)
-    # RETURNING, not rowcount: an ORM-enabled insert through psycopg reports no row count
-    # (-1), which read as "already processed" on PostgreSQL and silently dropped every effect.
+    # RETURNING, not rowcount: through the ORM session psycopg reports rowcount -1, which would
+    # make every message look like a duplicate and silently skip its effect.
     return session.execute(statement).first() is not None
 
 
