@@ -3,7 +3,8 @@
 A test-only service (``agency_routes/agency_operations.yaml``) runs the repatriation flow's
 exchanges through the real connectors and simulators: DGSN identity and Health clearance in
 parallel (Health answering by callback to the hub's web front), then Interior's burial permit,
-then DGSN's notice to the border post. NARSA runs through the driving-licence service.
+then DGSN's notice to the border post. The real services' routes are in
+test_agencies_services.py and test_agencies_justice.py.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.samples import burial, certificates, deceased, family_contact, licence, transport
+from connectors.samples import burial, certificates, deceased, family_contact, transport
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -97,11 +98,3 @@ def test_duplicate_health_callback_changes_nothing(world) -> None:  # type: igno
                       if c["exchange_id"] == clearance.id)
     assert statuses in ([202], [202, 409])  # the second may still be on its way
     assert clearance.outcome == "cleared"
-
-
-def test_licence_check_through_narsa(world) -> None:  # type: ignore[no-untyped-def]
-    data = {"post": "ES-MAD", **licence("authentic"),
-            "applicant": {"email": "sara.alaoui@example.org", "phone": "+34612345678"}}
-    opened = world.hub.submit("driving_licence_authentication", data)
-    world.wait_for_status(opened.case.reference, "verified")
-    assert world.exchanges(opened.case.reference)["licence_check"].outcome == "authentic"
