@@ -14,6 +14,9 @@ outcome the simulator's rules promise; the kit's tests then check, for that conn
   malformed answer, latency), an unreachable agency and an unknown operation: each becomes the
   `hub.errors` class that decides retry or dead letter, never a lower-level exception; after a
   transient fault the same envelope succeeds with a single effect;
+- message signatures (XML-DSig for SOAP, detached JWS for REST, `connectors.signing`): with keys
+  on both sides the exchange works; an unsigned request is refused by the agency; an answer
+  altered after signing (``bad_signature``) or unsigned is `SignatureInvalid`;
 - asynchronous agencies: the acknowledgement is a pending `Reply`, the answer arrives by callback
   at the hub's inbound path with the exchange id, and maps to the promised outcome; the
   ``duplicate_callback`` fault calls back twice with the same answer.
@@ -294,6 +297,44 @@ class ConnectorConformance:
             with pytest.raises(AgencyUnavailable):
                 self.send(connector, sample)
 
+    # -- message signatures -----------------------------------------------------------------
+
+    def test_signatures_both_ways_and_bad_signature(self, agency_config: AgencyConfig,
+                                                     pki_dir: Any,
+                                                     callbacks: CallbackReceiver | None
+                                                     ) -> None:
+        from connectors.signing import MessageSigning
+        from hub.errors import SignatureInvalid
+
+        sample = self.first_sample()
+        options = dict(self.simulator_options)
+        if callbacks is not None:
+            options.setdefault("callback_url", callbacks.url)
+        signed_sim = import_object(agency_config.simulator)(port=0, keys_dir=str(pki_dir),
+                                                            **options).start()
+        plain_sim = import_object(agency_config.simulator)(port=0, **options).start()
+        hub_signing = MessageSigning.load(pki_dir, "hub")
+        try:
+            def connector_for(sim: Any, signing: Any) -> Any:
+                config = agency_config.with_overrides(base_url=sim.url, timeout=KIT_TIMEOUT)
+                return build_connector(config, node_id=NODE_ID, signing=signing)
+
+            with connector_for(signed_sim, hub_signing) as connector:
+                reply = self.send(connector, sample)
+                assert reply.outcome in (sample.outcome, "accepted")
+                signed_sim.inject("bad_signature", count=1)
+                with pytest.raises(SignatureInvalid):
+                    self.send(connector, sample)
+            with connector_for(signed_sim, None) as unsigned:
+                with pytest.raises(AgencyRefusal):  # the agency refuses an unsigned request
+                    self.send(unsigned, sample)
+            with connector_for(plain_sim, hub_signing) as connector:
+                with pytest.raises(SignatureInvalid):  # an unsigned answer is not trusted
+                    self.send(connector, sample)
+        finally:
+            signed_sim.stop()
+            plain_sim.stop()
+
     # -- asynchronous agencies ------------------------------------------------------------------
 
     def test_duplicate_callback_fault_calls_back_twice(self, connector: Any, simulator: Any,
@@ -309,6 +350,16 @@ class ConnectorConformance:
         assert len(calls) == 2
         assert calls[0]["body"] == calls[1]["body"]
         assert simulator.effect_count(str(envelope.id)) == 1
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A development PKI (CA, and a signing key per party) shared by the session's tests."""
+    from security.pki import init_pki
+
+    directory = tmp_path_factory.mktemp("pki") / "keys"
+    init_pki(directory)
+    return directory
 
 
 @pytest.fixture

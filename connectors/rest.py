@@ -136,12 +136,17 @@ class RestConnector(Connector):
     # -- seams for message-level security (JWS), overridden once keys are configured -----------
 
     def sign_request(self, body: bytes, envelope: Envelope) -> dict[str, str]:
-        """Extra headers carrying the request's signature."""
-        return {}
+        """Extra headers carrying the request's signature (detached JWS) when the hub has
+        signing keys."""
+        signing = self.dependencies.get("signing")
+        return signing.sign_body(body, str(envelope.id)) if signing is not None else {}
 
     def verify_reply(self, response: Answer) -> bytes:
         """The verified answer body; raise `SecurityError` when it cannot be trusted."""
-        return response.content
+        signing = self.dependencies.get("signing")
+        if signing is None:
+            return response.content
+        return signing.verify_body(response.headers, response.content, self.agency).payload
 
     # -- HTTP ---------------------------------------------------------------------------------
 

@@ -36,11 +36,12 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import make_server
 
 log = logging.getLogger(__name__)
@@ -208,10 +209,43 @@ class Simulator(abc.ABC):
             return Response(b'{"result": "AUTHENT', status=200, content_type="application/json")
         if fault.kind == "invalid":
             return self.invalid_response()
+        if fault.kind == "bad_signature":
+            g.bad_signature = True  # the answer is signed, then altered (see sign_*_response)
+            return None
         if fault.kind == "reset":
             _reset_connection()
             raise ConnectionResetError("injected connection reset")
         return None
+
+    # -- message signatures (when the simulator has keys: option ``keys_dir``) ----------------
+
+    @property
+    def signing(self) -> Any:
+        if not hasattr(self, "_signing"):
+            from connectors.signing import MessageSigning
+
+            self._signing = MessageSigning.load(self.options.get("keys_dir"), self.agency)
+        return self._signing
+
+    def verify_json_request(self) -> str | None:
+        """Why the request's JWS is refused, or None (also when signing is off)."""
+        if self.signing is None:
+            return None
+        from hub.errors import HubError
+
+        try:
+            self.signing.verify_body(request.headers, request.get_data(), "hub")
+        except HubError as exc:
+            return exc.message
+        return None
+
+    def sign_json_response(self, response: Response) -> Response:
+        """Sign the answer's body (detached JWS); the ``bad_signature`` fault signs other bytes."""
+        if self.signing is not None:
+            body = response.get_data()
+            signed = body + b" " if g.get("bad_signature") else body
+            response.headers.update(self.signing.sign_body(signed, str(uuid.uuid4())))
+        return response
 
     def invalid_response(self) -> Response | None:
         """A well-formed answer that breaks the agency's own schema (fault ``invalid``): proves

@@ -41,6 +41,7 @@ from zeep.transports import Transport
 
 from connectors.base import Connector, Reply
 from connectors.http import Answer, agency_session, exchange, tls_options
+from connectors.signing import replace_body
 from connectors.xml import (LOCAL_SCHEMAS, SOAP_ENV, XRoadHeader, body_of, local, parse_xml,
                             request_hash, serialize, to_dict, validate_xml, xml_schema)
 from hub.envelope import Envelope, format_timestamp
@@ -181,14 +182,16 @@ class SoapConnector(Connector):
                           headers={"Content-Type": "text/xml; charset=utf-8",
                                    "SOAPAction": f'"{self._soap_action(op)}"'})
         doc = self._parse(answer)
-        doc = self.verify_reply(doc, answer)
         fault = doc.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault")
         if fault is not None or answer.status != 200:
+            # Classified before verification: a gateway's fault is unsigned, and a fault only
+            # decides retry or park, never what the case records.
             raise self._fault(op, answer)
+        doc = self.verify_reply(doc, answer)
         self._check_echo(doc, envelope, raw)
         validate_xml(self._xsd, body_of(doc, what=f"{self.agency} answer"),
                      what=f"{self.agency} {operation} answer")
-        result = self._deserialize(op, answer)
+        result = self._deserialize(op, Answer(answer.status, answer.headers, serialize(doc)))
         mapped = from_wire.apply(result, context)
         return Reply(outcome=mapped["outcome"], data=mapped.get("data", {}),
                      agency_reference=mapped.get("agency_reference"),
@@ -271,12 +274,19 @@ class SoapConnector(Connector):
     # -- seams for message-level security (XML-DSig), overridden once keys are configured ------
 
     def sign_message(self, message: etree._Element, envelope: Envelope) -> etree._Element:
-        """The SOAP message to send, signed."""
-        return message
+        """The SOAP message to send, signed (XML-DSig) when the hub has signing keys."""
+        signing = self.dependencies.get("signing")
+        return signing.sign_soap(message) if signing is not None else message
 
     def verify_reply(self, doc: etree._Element, answer: Answer) -> etree._Element:
-        """The verified answer; raise `SecurityError` when it cannot be trusted."""
-        return doc
+        """The verified answer, whose Body is exactly what the agency signed; raises
+        `SecurityError` when it cannot be trusted (signing on and the answer unsigned, tampered
+        or signed by another party)."""
+        signing = self.dependencies.get("signing")
+        if signing is None:
+            return doc
+        verified = signing.verify_soap(answer.content, self.agency)
+        return replace_body(doc, verified.signed_xml)
 
 
 class _ZeepResponse:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from lxml import etree
 
 from connectors.simulator import Fault, Outcome, Simulator
@@ -70,6 +70,12 @@ class SoapSimulator(Simulator):
                 fingerprint = hashlib.sha256(etree.tostring(body, method="c14n")).hexdigest()
             except HubError as exc:
                 return self._xml(soap_fault("Client", exc.message), 500)
+            if self.signing is not None:
+                try:
+                    self.signing.verify_soap(raw, "hub", signed_id=header is not None)
+                except HubError as exc:
+                    return self._xml(soap_fault("Client", exc.message, detail=self._detail(
+                        "SIGNATURE_INVALID", exc.message)), 500)
             key = header.id if header is not None else None
             response = self.answer(key, lambda: self._decide(envelope, header),
                                    fingerprint=fingerprint,
@@ -98,9 +104,12 @@ class SoapSimulator(Simulator):
                                           nsmap={None: self.namespace}), self.namespace, content)
         return Outcome(200, serialize(soap_envelope(element)), content_type=XML)
 
+    def _detail(self, code: str, message: str) -> etree._Element:
+        return from_dict(etree.Element(f"{{{self.namespace}}}BusinessFault"), self.namespace,
+                         {"code": code, "message": message[:500]})
+
     def _client_fault(self, code: str, message: str) -> Outcome:
-        detail = from_dict(etree.Element(f"{{{self.namespace}}}BusinessFault"), self.namespace,
-                           {"code": code, "message": message[:500]})
+        detail = self._detail(code, message)
         return Outcome(500, serialize(soap_fault("Client", message[:500], detail=detail)),
                        content_type=XML)
 
@@ -127,8 +136,18 @@ class SoapSimulator(Simulator):
         return echoed_header(request_envelope, raw)
 
     def sign_answer(self, answer: etree._Element) -> etree._Element:
-        """Seam: the answer as sent (signed once keys are configured)."""
-        return answer
+        """The answer as sent: signed when the simulator has keys; the ``bad_signature`` fault
+        alters the Body after signing."""
+        if self.signing is None:
+            return answer
+        signed = self.signing.sign_soap(answer)
+        if g.get("bad_signature"):
+            body = signed.find(f"{{{SOAP_ENV}}}Body")
+            for node in body.iter():
+                if isinstance(node.tag, str) and node.text and node.text.strip():
+                    node.text = node.text + "0"
+                    break
+        return signed
 
     # -- faults -----------------------------------------------------------------------------------
 

@@ -55,11 +55,16 @@ class HealthSimulator(Simulator):
         @app.post("/api/v1/sanitary-clearances")
         def clearance() -> Response:
             key = request.headers.get("X-Road-Id")
+            refused = self.verify_json_request()
+            if refused is not None:
+                return Response(canonical_json({"error": {"code": "SIGNATURE_INVALID",
+                                                          "message": refused}}),
+                                status=401, content_type="application/json")
             response = self.answer(key, lambda: self._accept(key))
             response.headers["X-Road-Id"] = key or ""
             response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")
             response.headers["X-Road-Request-Hash"] = request_hash(request.get_data())
-            return response
+            return self.sign_json_response(response)
 
     def fault_response(self, fault: Fault) -> Response | None:
         if fault.kind == "duplicate_callback":
@@ -117,6 +122,8 @@ class HealthSimulator(Simulator):
                    "X-Road-Id": str(uuid.uuid4())}
         if self.options.get("token"):
             headers["Authorization"] = f"Bearer {self.options['token']}"
+        if self.signing is not None:
+            headers.update(self.signing.sign_body(body, headers["X-Road-Id"]))
         return headers
 
     def post_callback(self, url: str, exchange_id: str, body: bytes, *, attempts: int = 5) -> int:

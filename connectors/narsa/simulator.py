@@ -36,11 +36,16 @@ class NarsaSimulator(Simulator):
         @app.post("/api/v1/licence-verifications")
         def verify() -> Response:
             key = request.headers.get("X-Road-Id")
+            refused = self.verify_json_request()
+            if refused is not None:
+                return Response(canonical_json({"error": {"code": "SIGNATURE_INVALID",
+                                                          "message": refused}}),
+                                status=401, content_type="application/json")
             response = self.answer(key, lambda: self._verify(key))
             response.headers["X-Road-Id"] = key or ""
             response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")
             response.headers["X-Road-Request-Hash"] = request_hash(request.get_data())
-            return response
+            return self.sign_json_response(response)
 
     def invalid_response(self) -> Response:
         # Parseable JSON whose result is not one NARSA's schema allows.

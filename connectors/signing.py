@@ -1,0 +1,88 @@
+"""Message signatures on agency exchanges, over the `security` package (no crypto of our own).
+
+A `MessageSigning` is one party's view of the PKI: its own signing key (to sign what it sends)
+and the trust store (to verify what others send). Profiles (docs/security.md section 5):
+
+- SOAP: XML-DSig in ``wsse:Security`` over the Body, a ``wsu:Timestamp`` and the X-Road ``id``
+  header (`security.xmldsig.sign_soap` / `verify_xml`);
+- REST: a detached JWS over the exact body bytes in the ``X-JWS-Signature`` header, its ``jti``
+  the X-Road id (`security.jws.sign_detached` / `verify_detached`).
+
+Signing is on when the keys directory holds a PKI (``hub keys init`` / `security.pki.init_pki`):
+`MessageSigning.load` returns None otherwise, and connectors, simulators and inbound endpoints
+then exchange unsigned messages (development without keys). When it is on, every message must be
+signed: an unsigned or badly signed one is `SignatureInvalid`, from an unknown signer
+`UntrustedCertificate`.
+
+    signing = MessageSigning.load(settings.keys_dir, "hub")
+    signed = signing.sign_soap(envelope)                   # lxml envelope, signed
+    verified = signing.verify_soap(answer_bytes, "dgsn")   # VerifiedXml: use its signed_xml
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from connectors.xml import XROAD
+
+JWS_HEADER = "X-JWS-Signature"
+XROAD_ID = f"{{{XROAD}}}id"
+
+
+@dataclass(frozen=True)
+class MessageSigning:
+    party: str
+    signer: Any  # security.keys.Signer
+    trust: Any  # security.trust.TrustStore
+
+    @classmethod
+    def load(cls, keys_dir: str | Path | None, party: str) -> "MessageSigning | None":
+        """The party's signing view of the PKI in ``keys_dir``, or None when there is no PKI."""
+        if keys_dir is None or not (Path(keys_dir) / "pki.json").is_file():
+            return None
+        from security.keys import KeyStore
+
+        keys = KeyStore.load(Path(keys_dir), own=[party])
+        return cls(party=party, signer=keys.signer(party), trust=keys.trust_store())
+
+    # -- SOAP ---------------------------------------------------------------------------------
+
+    def sign_soap(self, envelope: etree._Element) -> etree._Element:
+        from security.xmldsig import sign_soap
+
+        headers = [XROAD_ID] if envelope.find(f".//{XROAD_ID}") is not None else []
+        return sign_soap(envelope, self.signer, sign_headers=headers)
+
+    def verify_soap(self, data: bytes, party: str, *, signed_id: bool = True) -> Any:
+        """The `VerifiedXml` of a SOAP message signed by ``party`` (Body, timestamp and, when
+        ``signed_id``, the X-Road id covered)."""
+        from security.xmldsig import verify_xml
+
+        return verify_xml(data, self.trust, party, expected_reference="soap-body",
+                          signed_headers=[XROAD_ID] if signed_id else [])
+
+    # -- REST ---------------------------------------------------------------------------------
+
+    def sign_body(self, body: bytes, message_id: str) -> dict[str, str]:
+        from security.jws import sign_detached
+
+        return {JWS_HEADER: sign_detached(body, self.signer, message_id=message_id)}
+
+    def verify_body(self, headers: Any, body: bytes, party: str) -> Any:
+        """The `VerifiedJws` of ``body`` signed by ``party`` (header ``X-JWS-Signature``)."""
+        from security.jws import verify_detached
+
+        return verify_detached(headers.get(JWS_HEADER, ""), body, self.trust, party)
+
+
+def replace_body(envelope: etree._Element, signed_body: etree._Element) -> etree._Element:
+    """``envelope`` with its Body replaced by the verified one (read only what was signed)."""
+    from connectors.xml import SOAP_ENV
+
+    body = envelope.find(f"{{{SOAP_ENV}}}Body")
+    if body is not None:
+        envelope.replace(body, signed_body)
+    return envelope
