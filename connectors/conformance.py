@@ -358,7 +358,7 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from security.pki import init_pki
 
     directory = tmp_path_factory.mktemp("pki") / "keys"
-    init_pki(directory)
+    init_pki(directory, parties=("hub", *sorted(load_agencies())))  # new agencies included
     return directory
 
 

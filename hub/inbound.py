@@ -81,9 +81,20 @@ def authenticate(agency: str, *, client: str | None = None) -> str:
 
 
 def verify_message(agency: str, body: bytes, headers: Any) -> bytes:
-    """Seam for message-level signatures (JWS for REST agencies, XML-DSig for SOAP ones):
-    returns the verified body; raises `SecurityError` when it cannot be trusted."""
-    return body
+    """The verified message when the hub has signing keys (detached JWS in ``X-JWS-Signature``
+    for REST agencies; XML-DSig for SOAP ones, whose Body is replaced by exactly what was
+    signed); raises `SignatureInvalid` / `UntrustedCertificate` when it cannot be trusted."""
+    signing = _hub().signing
+    if signing is None:
+        return body
+    if body.lstrip()[:1] == b"<":
+        from connectors.signing import replace_body
+        from connectors.xml import parse_xml, serialize
+
+        verified = signing.verify_soap(body, agency)
+        return serialize(replace_body(parse_xml(body, error=MalformedEnvelope),
+                                      verified.signed_xml))
+    return signing.verify_body(headers, body, agency).payload
 
 
 _connectors_lock = threading.Lock()

@@ -137,8 +137,11 @@ def submit() -> Response:
                                      nsmap={None: NAMESPACE}), NAMESPACE, {
         "caseReference": case["reference"], "post": case["post"], "status": "RECEIVED",
         "receivedAt": case["received_at"]})
-    return Response(serialize(soap_envelope(answer, echoed_header(envelope, raw))),
-                    content_type=XML)
+    document = soap_envelope(answer, echoed_header(envelope, raw))
+    signing = current_app.extensions["hub"].signing
+    if signing is not None:
+        document = signing.sign_soap(document)
+    return Response(serialize(document), content_type=XML)
 
 
 def open_document(data: dict[str, Any]) -> dict[str, Any]:

@@ -99,7 +99,17 @@ class Hub:
         config = self.agencies.get(agency)
         if config is None:
             raise ConfigurationError(f"no agency named {agency!r}")
-        return build_connector(config, node_id=self.settings.node_id)
+        return build_connector(config, node_id=self.settings.node_id, signing=self.signing)
+
+    @property
+    def signing(self) -> Any:
+        """The hub's message signing (XML-DSig, JWS) when ``keys_dir`` holds a PKI, else None:
+        agency messages are then exchanged unsigned (development without keys)."""
+        if not hasattr(self, "_signing"):
+            from connectors.signing import MessageSigning
+
+            self._signing = MessageSigning.load(self.settings.keys_dir, "hub")
+        return self._signing
 
     # -- use cases -----------------------------------------------------------------------------
 

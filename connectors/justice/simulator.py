@@ -94,7 +94,8 @@ class JusticeSimulator(SoapSimulator):
                              id=message_id or str(uuid.uuid4()), user_id="greffe",
                              issue=document["justiceReference"])
         try:
-            client = zeep.Client(f"{base}/inbound/v1/justice?wsdl", transport=transport)
+            client = zeep.Client(f"{base}/inbound/v1/justice?wsdl", transport=transport,
+                                 wsse=_Signatures(self.signing) if self.signing else None)
             result = client.service.SubmitJudicialDocument(_soapheaders=header.elements(),
                                                            **document)
         except zeep.exceptions.Fault as fault:
@@ -110,3 +111,19 @@ class JusticeSimulator(SoapSimulator):
         with self._sent_lock:
             self.sent[document["justiceReference"]] = answer["caseReference"]
         return {"justiceReference": document["justiceReference"], **answer}
+
+
+class _Signatures:
+    """Zeep's WS-Security hook: sign what Justice sends, verify what the hub answers."""
+
+    def __init__(self, signing: Any) -> None:
+        self.signing = signing
+
+    def apply(self, envelope: Any, headers: dict) -> tuple[Any, dict]:
+        return self.signing.sign_soap(envelope), headers
+
+    def verify(self, envelope: Any) -> Any:
+        from lxml import etree
+
+        self.signing.verify_soap(etree.tostring(envelope), "hub")
+        return envelope
