@@ -17,6 +17,7 @@ decides what happens next, so the tree is drawn once::
         │   ├── MalformedEnvelope   not JSON, wrong fields or types
         │   ├── MessageTooLarge     over the configured byte limit
         │   ├── SchemaViolation     payload fails its JSON Schema / XSD
+        │   ├── UnsupportedMediaType  a body or document of a type the hub does not accept
         │   └── HostileInput        XXE, entity expansion, DTD, excessive depth
         ├── SecurityError           not attributable or not fresh
         │   ├── SignatureInvalid    missing, wrong, or not covering what is used
@@ -134,6 +135,12 @@ class SchemaViolation(InvalidMessage):
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "errors": self.errors}
+
+
+class UnsupportedMediaType(InvalidMessage):
+    """The body or document is of a type the hub does not accept (judged by its content)."""
+
+    code = "request.unsupported_media_type"
 
 
 class HostileInput(InvalidMessage):

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 #: HTTP status for each error class (the most specific class listed wins).
 STATUS: list[tuple[type[errors.HubError], int]] = [
     (errors.MessageTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
     (errors.SchemaViolation, 422),
     (errors.MalformedEnvelope, 400),
     (errors.HostileInput, 400),
@@ -94,6 +95,8 @@ def create_app(hub: Any, *, max_content_length: int | None = None) -> Flask:
         return jsonify(status="alive")
 
     from hub.intake import blueprint as intake
+    from hub.submissions import Submissions
 
+    app.extensions["hub.submissions"] = Submissions(hub)
     app.register_blueprint(intake)
     return app

@@ -163,3 +163,31 @@ class DeadLetterRow(Base):
     replayed_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("message_id", "dead_lettered_at", name="uq_dead_letter"),)
+
+
+class AttachmentRow(Base):
+    """A document uploaded for a case: its metadata here, its bytes encrypted outside the rows.
+
+    An applicant uploads first (``case_id`` empty: unclaimed), then names the reference in a
+    request; the request claims it for its case. Staff attach outcome documents (``kind``
+    ``outcome``: the authorisation, the attestation, the delivery certificate).
+    """
+
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(String(72), primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                                index=True)
+    #: applicant | outcome
+    kind: Mapped[str] = mapped_column(String(16), default="applicant")
+    #: Where the case names it, e.g. ``documents.death_certificate`` (set when claimed).
+    field: Mapped[str | None] = mapped_column(String(128))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the plain content (evidence; the content itself is never in the database).
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: Path of the encrypted file, relative to the attachments directory.
+    storage_key: Mapped[str] = mapped_column(String(200))
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column()
