@@ -22,7 +22,8 @@ decides what happens next, so the tree is drawn once::
         ├── SecurityError           not attributable or not fresh
         │   ├── SignatureInvalid    missing, wrong, or not covering what is used
         │   ├── UntrustedCertificate unknown, expired or revoked certificate
-        │   └── ReplayDetected      message id seen before, or timestamp outside the window
+        │   ├── ReplayDetected      message id seen before, or timestamp outside the window
+        │   └── AccessDenied        known caller, but this is not theirs to see or do (HTTP 403)
         ├── UnknownService          no definition for the service named
         ├── UnknownRoute            no route/step/agency for the message
         ├── AgencyRefusal           the agency refused the request on business grounds (4xx, client fault)
@@ -201,6 +202,13 @@ class ConfigurationError(PermanentError):
     """The hub is misconfigured."""
 
     code = "config.error"
+
+
+class AccessDenied(SecurityError):
+    """The caller is known but may not read or change this (another post's case, a role that
+    reads status only)."""
+
+    code = "security.forbidden"
 
 
 def classify(exc: BaseException) -> HubError:

@@ -8,6 +8,7 @@
     POST /api/v1/services/<service>/requests      JSON per the intake schema
          -> 201 {"reference": "DLA-2026-7K3M9QX", "secret": "...", "status": "verifying"}
     GET  /api/v1/cases/<reference>                X-Tracking-Secret: status and history
+    GET  /api/v1/cases/<reference>/documents/<id> X-Tracking-Secret: a document the post issued
     POST /api/v1/cases/<reference>/answers        X-Tracking-Secret: supply requested information
     POST /api/v1/cases/<reference>/withdrawal     X-Tracking-Secret: withdraw the request
 
@@ -60,7 +61,9 @@ def json_body() -> dict[str, Any]:
 
 
 @blueprint.errorhandler(SchemaViolation)
-def _field_errors(error: SchemaViolation) -> tuple[Response, int]:
+def field_errors_response(error: SchemaViolation) -> tuple[Response, int]:
+    """422 with every field error localized; labels come from the intake schema the view set
+    in ``g.intake_schema``."""
     from hub.web import problem
 
     t = translator(language())
@@ -140,6 +143,7 @@ def case_json(view: CaseView, t: Translator) -> dict[str, Any]:
         "status": view.status, "status_label": t.status(view.status), "final": view.final,
         "reason": view.reason, "reason_label": t.reason(view.reason),
         "can_answer": view.can_answer, "can_withdraw": view.can_withdraw,
+        "outcome_documents": list(view.outcome_documents),
         "language": t.language,
         "history": [{"status": h.status, "label": t.status(h.status), "at": h.at.isoformat(),
                      "reason": h.reason, "reason_label": t.reason(h.reason)}
@@ -151,6 +155,13 @@ def case_json(view: CaseView, t: Translator) -> dict[str, Any]:
 def track(reference: str) -> Response:
     view = submissions().track(reference, _secret())
     return jsonify(case_json(view, translator(language(default=view.language))))
+
+
+@blueprint.get("/cases/<reference>/documents/<attachment>")
+def outcome_document(reference: str, attachment: str) -> Response:
+    content, content_type = submissions().outcome_document(reference, _secret(), attachment)
+    return Response(content, mimetype=content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{attachment}"'})
 
 
 @blueprint.post("/cases/<reference>/answers")

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from hub.attachments import StoredDocument
 from hub.audit import AuditRecord
 from hub.cases import OpenedCase, find_case, reference_is_well_formed, secret_matches
-from hub.errors import IllegalTransition, SchemaViolation, SecurityError
+from hub.errors import IllegalTransition, SchemaViolation, SecurityError, UnknownRoute
 from hub.posts import get_post
 from hub.services import ServiceDefinition
-from hub.store.models import CaseEvent, CaseRow
+from hub.store.models import AttachmentRow, CaseEvent, CaseRow
 
 WITHDRAWN = "withdrawn"
 
@@ -52,6 +52,8 @@ class CaseView:
     reason: str | None
     can_answer: bool
     can_withdraw: bool
+    #: References of the documents the post issued (the authorisation, the attestation...).
+    outcome_documents: tuple[str, ...] = ()
 
 
 def deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,7 +139,9 @@ class Submissions:
             final=definition.is_final(case.status), language=case.language, history=history,
             reason=history[-1].reason if history else None,
             can_answer=self._answer_status(definition, case.status) is not None,
-            can_withdraw=definition.allowed(case.status, WITHDRAWN, "applicant"))
+            can_withdraw=definition.allowed(case.status, WITHDRAWN, "applicant"),
+            outcome_documents=tuple(a.id for a in self.hub.attachments.for_case(session, case.id)
+                                    if a.kind == "outcome"))
 
     @staticmethod
     def _answer_status(definition: ServiceDefinition, status: str) -> str | None:
@@ -145,6 +149,22 @@ class Submissions:
         targets = [s for s in definition.next_statuses(status, "applicant")
                    if not definition.is_final(s)]
         return targets[0] if targets else None
+
+    def outcome_document(self, reference: str, secret: str, attachment: str
+                         ) -> tuple[bytes, str]:
+        """A document the post issued for this case (never the applicant's own uploads)."""
+        with self.hub.store.transaction() as session:
+            case = self._case(session, reference, secret)
+            row = session.get(AttachmentRow, attachment)
+            if row is None or row.case_id != case.id or row.kind != "outcome":
+                raise UnknownRoute("no such document for this case", code="document.unknown")
+            content, content_type = self.hub.attachments.read(session, attachment,
+                                                              case_id=case.id)
+            self.hub.audit.append(session, AuditRecord(
+                action="viewed", actor="applicant", component="tracking",
+                correlation_id=case.reference,
+                details={"view": "document", "attachment": attachment}))
+            return content, content_type
 
     # -- acting on a case ----------------------------------------------------------------------
 

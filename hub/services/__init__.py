@@ -75,6 +75,9 @@ class StateInfo(BaseModel):
 
     initial: bool = False
     final: bool = False
+    #: Staff moving a case here must attach the signed outcome document (the authorisation,
+    #: the attestation, the certificate of delivery).
+    outcome_document: bool = False
 
 
 class Transition(BaseModel):

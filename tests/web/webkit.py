@@ -22,3 +22,31 @@ def with_uploaded_documents(client: Any, data: dict[str, Any]) -> dict[str, Any]
     for path, _ in list(document_fields(data)):
         set_path(data, path, upload(client))
     return data
+
+
+def staff_tokens() -> dict[str, Any]:
+    """Opaque test tokens and the principals they stand for."""
+    from hub.access import Principal
+
+    return {
+        "madrid": Principal("u-madrid", "post_staff", post="ES-MAD"),
+        "paris": Principal("u-paris", "post_staff", post="FR-PAR"),
+        "central": Principal("u-dacs", "central"),
+        "callcentre": Principal("u-cc", "call_centre"),
+        "admin": Principal("u-admin", "admin"),
+    }
+
+
+def authenticator(tokens: dict[str, Any]):
+    from hub.errors import SecurityError
+
+    def authenticate(token: str) -> Any:
+        if token not in tokens:
+            raise SecurityError("unknown token", code="security.token")
+        return tokens[token]
+
+    return authenticate
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {name}"}
