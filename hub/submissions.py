@@ -26,7 +26,7 @@ from hub.cases import OpenedCase, find_case, reference_is_well_formed, secret_ma
 from hub.errors import IllegalTransition, SchemaViolation, SecurityError, UnknownRoute
 from hub.posts import get_post
 from hub.services import ServiceDefinition
-from hub.store.models import AttachmentRow, CaseEvent, CaseRow
+from hub.store.models import AttachmentRow, CaseEvent, CaseRow, NotificationRow
 
 WITHDRAWN = "withdrawn"
 
@@ -54,6 +54,8 @@ class CaseView:
     can_withdraw: bool
     #: References of the documents the post issued (the authorisation, the attestation...).
     outcome_documents: tuple[str, ...] = ()
+    #: Reminders of coming deadlines: ({"to": "lapsed", "due_at": ..., ...}, ...).
+    notices: tuple[dict[str, Any], ...] = ()
 
 
 def deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,7 +143,11 @@ class Submissions:
             can_answer=self._answer_status(definition, case.status) is not None,
             can_withdraw=definition.allowed(case.status, WITHDRAWN, "applicant"),
             outcome_documents=tuple(a.id for a in self.hub.attachments.for_case(session, case.id)
-                                    if a.kind == "outcome"))
+                                    if a.kind == "outcome"),
+            notices=tuple(n.details for n in session.scalars(
+                select(NotificationRow).where(NotificationRow.case_id == case.id)
+                .order_by(NotificationRow.id))
+                if n.details.get("status") == case.status))
 
     @staticmethod
     def _answer_status(definition: ServiceDefinition, status: str) -> str | None:

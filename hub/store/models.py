@@ -191,3 +191,25 @@ class AttachmentRow(Base):
     uploaded_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column()
+
+
+class NotificationRow(Base):
+    """A message for an applicant, e.g. a reminder that a deadline approaches. Unique per case
+    and ``key``, so a scheduler that runs twice (or two schedulers) never sends it twice."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    #: deadline_reminder
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    language: Mapped[str] = mapped_column(String(8))
+    #: What the message says, as data: e.g. {"status": "registered", "to": "lapsed",
+    #: "due_at": "2029-03-01T...", "days_before": 30} (no personal data).
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set by whatever delivers it (e-mail, SMS); until then the tracking page shows it.
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_notification_key"),)

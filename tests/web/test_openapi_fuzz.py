@@ -19,7 +19,7 @@ from schemathesis.generation.modes import GenerationMode
 from hub.web import create_app
 from webkit import authenticator, bearer, staff_tokens
 
-EXAMPLES = 20
+EXAMPLES = 12
 
 
 @schemathesis.serializer("application/pdf", "image/jpeg", "image/png")
