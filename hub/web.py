@@ -100,6 +100,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     def healthz() -> Response:
         return jsonify(status="alive")
 
+    from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
     from hub.submissions import Submissions
 
@@ -109,4 +110,5 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     app.extensions["hub.desk"] = StaffDesk(hub)
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)
+    app.register_blueprint(inbound)
     return app
