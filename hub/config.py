@@ -65,6 +65,17 @@ def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
     return names
 
 
+#: The languages of the consular reference guide and the portal.
+LANGUAGES = ("ar", "en", "fr", "es", "it", "nl", "de")
+
+
+def _language(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    if raw not in LANGUAGES:
+        raise ConfigurationError(f"{name} must be one of {', '.join(LANGUAGES)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """The hub's configuration. Build it with `Settings.from_env`; pass it down explicitly."""
@@ -101,6 +112,14 @@ class Settings:
     #: Feature flags, from ``HUB_FEATURES`` (comma-separated): services whose definition names a
     #: ``feature_flag`` are offered only when that flag is listed here.
     features: frozenset[str] = frozenset()
+    #: Where uploaded documents are kept, encrypted (``HUB_ATTACHMENTS_DIR``).
+    attachments_dir: Path | None = None
+    #: Largest accepted document (``HUB_MAX_ATTACHMENT_BYTES``).
+    max_attachment_bytes: int = 5 * 1024 * 1024
+    #: Uploaded documents no request claimed are deleted after this many hours.
+    unclaimed_attachment_hours: int = 24
+    #: Default language of the applicant pages and API messages (``HUB_DEFAULT_LANGUAGE``).
+    default_language: str = "fr"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -141,6 +160,12 @@ class Settings:
             require_services=_bool(env, "HUB_REQUIRE_SERVICES", False),
             maintenance=_bool(env, "HUB_MAINTENANCE", False),
             features=_names(env, "HUB_FEATURES"),
+            attachments_dir=Path(env.get("HUB_ATTACHMENTS_DIR") or data_dir / "attachments"),
+            max_attachment_bytes=_int(env, "HUB_MAX_ATTACHMENT_BYTES", 5 * 1024 * 1024,
+                                      minimum=1024),
+            unclaimed_attachment_hours=_int(env, "HUB_UNCLAIMED_ATTACHMENT_HOURS", 24,
+                                            minimum=1),
+            default_language=_language(env, "HUB_DEFAULT_LANGUAGE", "fr"),
         )
 
     def ensure_dirs(self) -> None:
