@@ -13,6 +13,7 @@ Nothing is acked that is not done, and nothing that fails is acked without being
 """
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 from typing import Callable
@@ -35,7 +36,7 @@ from hub.store.models import ExchangeRow, utcnow
 log = logging.getLogger(__name__)
 
 
-class Consumer:
+class Consumer(abc.ABC):
     """Base of every queue consumer; subclasses implement `process`."""
 
     component = "consumer"
@@ -56,8 +57,9 @@ class Consumer:
         self.processed = 0
         self.failed = 0
 
+    @abc.abstractmethod
     def process(self, envelope: Envelope, delivery: Delivery) -> None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Do the work for one checked envelope, commit it, then ack ``delivery``."""
 
     def on_delivery(self, delivery: Delivery) -> None:
         attempt = int(delivery.message.headers.get(b.H_ATTEMPT) or 0)
