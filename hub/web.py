@@ -107,6 +107,11 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
 
     app.extensions["hub.submissions"] = Submissions(hub)
     app.extensions["hub.desk"] = StaffDesk(hub)
+    from hub.appointments import AppointmentBook
+    from hub.appointments_api import blueprint as appointments
+
+    app.extensions["hub.appointments"] = AppointmentBook(hub)
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)
+    app.register_blueprint(appointments)
     return app

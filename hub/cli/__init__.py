@@ -8,6 +8,7 @@
     hub dlq ...         list, show, replay dead letters
     hub db upgrade      apply database migrations
     hub deadlines ...   apply deadlines once (sweep) or run the scheduler (run)
+    hub appointments import FILE   migrate the legacy platform's bookings
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ COMMAND_MODULES = (
     "hub.cli.dlq",
     "hub.cli.db",
     "hub.cli.deadlines",
+    "hub.cli.appointments",
 )
 
 
