@@ -103,6 +103,9 @@ class Settings:
     log_format: str = "json"
     #: Per-agency base URL overrides, from ``HUB_AGENCY_<NAME>_URL``.
     agency_urls: dict[str, str] = field(default_factory=dict)
+    #: Per-agency bearer credentials for inbound calls (Health callback, Justice documents),
+    #: from ``HUB_AGENCY_<NAME>_TOKEN``. An agency without one cannot call the hub.
+    agency_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     #: Tests: a missing RabbitMQ or PostgreSQL is a failure instead of a skip.
     require_services: bool = False
     maintenance: bool = False
@@ -130,6 +133,11 @@ class Settings:
             for key, value in env.items()
             if key.startswith("HUB_AGENCY_") and key.endswith("_URL") and value
         }
+        agency_tokens = {
+            key[len("HUB_AGENCY_"):-len("_TOKEN")].lower(): value
+            for key, value in env.items()
+            if key.startswith("HUB_AGENCY_") and key.endswith("_TOKEN") and value
+        }
         return cls(
             data_dir=data_dir,
             broker_url=env.get("HUB_BROKER_URL") or f"sqlite:///{data_dir / 'broker.db'}",
@@ -148,6 +156,7 @@ class Settings:
             log_level=(env.get("HUB_LOG_LEVEL") or "INFO").upper(),
             log_format=env.get("HUB_LOG_FORMAT") or "json",
             agency_urls=agency_urls,
+            agency_tokens=agency_tokens,
             require_services=_bool(env, "HUB_REQUIRE_SERVICES", False),
             maintenance=_bool(env, "HUB_MAINTENANCE", False),
             features=_names(env, "HUB_FEATURES"),
@@ -168,7 +177,9 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             text = str(value)
-            if f.name.endswith("_url") and "@" in text:
+            if f.name == "agency_tokens":
+                text = ", ".join(f"{name}=***" for name in sorted(value))
+            elif f.name.endswith("_url") and "@" in text:
                 scheme, _, rest = text.partition("://")
                 text = f"{scheme}://***@{rest.split('@', 1)[1]}"
             out[f.name] = text

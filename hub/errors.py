@@ -23,6 +23,7 @@ decides what happens next, so the tree is drawn once::
         │   ├── SignatureInvalid    missing, wrong, or not covering what is used
         │   ├── UntrustedCertificate unknown, expired or revoked certificate
         │   ├── ReplayDetected      message id seen before, or timestamp outside the window
+        │   ├── InvalidToken        access token missing, malformed, expired or not ours (HTTP 401)
         │   └── AccessDenied        known caller, but this is not theirs to see or do (HTTP 403)
         ├── UnknownService          no definition for the service named
         ├── UnknownRoute            no route/step/agency for the message
@@ -172,6 +173,12 @@ class ReplayDetected(SecurityError):
     """The message was seen before or its timestamp is outside the accepted window."""
 
     code = "security.replay"
+
+
+class InvalidToken(SecurityError):
+    """The access token is missing, malformed, expired, or was not issued for this hub."""
+
+    code = "security.token"
 
 
 class UnknownService(PermanentError):

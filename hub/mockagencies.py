@@ -28,7 +28,7 @@ from hub.cases import find_case
 from hub.envelope import Envelope
 from hub.testing import FAST_RETRY
 
-AGENCIES = ("narsa", "dgsn", "health", "interior")
+AGENCIES = ("narsa", "dgsn", "health", "interior", "justice")
 CONTAGIOUS = ("cholera", "plague", "ebola", "smallpox", "yellow fever", "anthrax")
 
 
@@ -67,6 +67,10 @@ def agency_rules(envelope: Envelope) -> Reply:
         return Reply(outcome="cleared")
     if operation == "interior.burial_permit":
         return Reply(outcome="refused" if p["burial"]["commune"] == "Atlantis" else "granted")
+    if operation == "justice.delivery_certificate":
+        # Justice knows the references it sent; the simulator's memory is a prefix here.
+        known = str(p.get("justice_reference", "")).startswith("MJ-")
+        return Reply(outcome="received" if known else "rejected")
     raise AssertionError(f"no rule for {operation}")
 
 

@@ -100,18 +100,18 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     def healthz() -> Response:
         return jsonify(status="alive")
 
+    from hub.appointments import AppointmentBook
+    from hub.appointments_api import blueprint as appointments
+    from hub.backoffice import StaffDesk, blueprint as backoffice
+    from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
     from hub.submissions import Submissions
 
-    from hub.backoffice import StaffDesk, blueprint as backoffice
-
     app.extensions["hub.submissions"] = Submissions(hub)
     app.extensions["hub.desk"] = StaffDesk(hub)
-    from hub.appointments import AppointmentBook
-    from hub.appointments_api import blueprint as appointments
-
     app.extensions["hub.appointments"] = AppointmentBook(hub)
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)
     app.register_blueprint(appointments)
+    app.register_blueprint(inbound)
     return app
