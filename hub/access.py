@@ -10,57 +10,36 @@ raises `SecurityError` for a bad token) and returns the `Principal`, whose pure 
     call_centre  all                -               -
     others       -                  -               -
 
-`Principal` has the fields and checks of the ``security`` package's token principal, so the
-authenticator can be its token authority (`TokenAuthority.verify_token`) unchanged. Without an
-authenticator every back-office request is refused (401).
+`Principal` is the ``security`` package's (`security.tokens`); the authenticator is its token
+authority's ``verify_token`` (`token_authenticator`), or any callable of the same shape in tests.
+Without an authenticator (no keys yet: ``hub keys init``) every back-office request is refused
+with 401.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 from flask import current_app, request
 
-from hub.errors import AccessDenied, SecurityError
+from hub.errors import AccessDenied, ConfigurationError, SecurityError
+from security.tokens import Principal
 
-Authenticate = Callable[[str], "Principal"]
+__all__ = ["Principal", "principal_from_request", "staff_principal", "token_authenticator"]
+
+Authenticate = Callable[[str], Principal]
 STAFF_ROLES = ("post_staff", "central", "call_centre")
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, as a verified token says. Every check is pure."""
+def token_authenticator(keys_dir: Path) -> Authenticate | None:
+    """``verify_token`` of the hub's token authority, or None while the hub has no keys."""
+    from security.keys import KeyStore
+    from security.tokens import TokenAuthority
 
-    subject: str
-    role: str
-    post: str | None = None
-    case: str | None = None
-    agency: str | None = None
-    token_id: str = ""
-    expires_at: datetime | None = None
-
-    def can_read_case(self, case_post: str | None, case_ref: str) -> bool:
-        """May see that the case exists and its status."""
-        if self.role in ("central", "call_centre"):
-            return True
-        if self.role == "post_staff":
-            return self.post is not None and self.post == case_post
-        return self.role == "applicant" and self.case == case_ref
-
-    def can_read_case_contents(self, case_post: str | None, case_ref: str) -> bool:
-        """May see the personal data and documents of the case."""
-        if self.role == "central":
-            return True
-        if self.role == "post_staff":
-            return self.post is not None and self.post == case_post
-        return self.role == "applicant" and self.case == case_ref
-
-    def can_change_case(self, case_post: str | None, case_ref: str) -> bool:
-        """May move the case through its lifecycle (decide, record outcomes, issue)."""
-        if self.role == "central":
-            return True
-        return self.role == "post_staff" and self.post is not None and self.post == case_post
+    try:
+        return TokenAuthority(KeyStore.load(keys_dir).signer("hub")).verify_token
+    except ConfigurationError:
+        return None
 
 
 def principal_from_request() -> Principal:
@@ -72,7 +51,8 @@ def principal_from_request() -> Principal:
                             code="security.token")
     authenticate: Authenticate | None = current_app.extensions.get("hub.authenticate")
     if authenticate is None:
-        raise SecurityError("this hub has no authenticator configured", code="security.token")
+        raise SecurityError("this hub has no keys to verify access tokens: run `hub keys init`",
+                            code="security.token")
     return authenticate(token.strip())
 
 

@@ -20,6 +20,7 @@ Files are written before the row commits; a file whose row never committed is an
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 import tempfile
@@ -220,56 +221,24 @@ class AttachmentStore:
 
 
 def open_cipher(keys_dir: Path) -> FileCipher:
-    """The cipher documents are stored with: the one seam to the hub's key management.
+    """The cipher documents are stored with: the hub's data-key ring (`security.fieldcrypt`,
+    AES-256-GCM, chunked, with rotation), the attachment reference authenticated with each
+    file so that a file copied under another reference does not open."""
+    from security.fieldcrypt import DATA_KEYS_FILE, KeyRing
 
-    Until the ``security`` package's key ring (`security.fieldcrypt`) is wired here, documents
-    are sealed with AES-256-GCM from ``cryptography`` under a key kept in ``keys_dir``
-    (``attachments.key``, 0600), the attachment reference authenticated as additional data so
-    that a file copied under another reference does not open.
-    """
-    return _AesGcmFiles(_load_or_create_key(Path(keys_dir) / "attachments.key"))
+    return _KeyRingFiles(KeyRing.load_or_create(Path(keys_dir) / DATA_KEYS_FILE))
 
 
-class _AesGcmFiles:
-    _NONCE = 12
-
-    def __init__(self, key: bytes) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        self._aead = AESGCM(key)
+class _KeyRingFiles:
+    def __init__(self, ring: Any) -> None:
+        self.ring = ring
 
     def encrypt(self, content: bytes, *, context: bytes) -> bytes:
-        nonce = os.urandom(self._NONCE)
-        return b"HUBATT1\x00" + nonce + self._aead.encrypt(nonce, content, context)
+        sealed = io.BytesIO()
+        self.ring.encrypt_file(io.BytesIO(content), sealed, context=context)
+        return sealed.getvalue()
 
     def decrypt(self, blob: bytes, *, context: bytes) -> bytes:
-        from cryptography.exceptions import InvalidTag
-
-        from hub.errors import SignatureInvalid
-
-        if not blob.startswith(b"HUBATT1\x00"):
-            raise SignatureInvalid("stored document has an unknown format",
-                                   code="security.decrypt")
-        body = blob[8:]
-        try:
-            return self._aead.decrypt(body[:self._NONCE], body[self._NONCE:], context)
-        except InvalidTag:
-            raise SignatureInvalid("stored document failed authentication (altered, or read "
-                                   "under another reference)", code="security.decrypt") from None
-
-
-def _load_or_create_key(path: Path) -> bytes:
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != 32:
-            raise ConfigurationError(f"{path} is not a 256-bit key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return _load_or_create_key(path)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+        plain = io.BytesIO()
+        self.ring.decrypt_file(io.BytesIO(blob), plain, context=context)
+        return plain.getvalue()

@@ -15,6 +15,8 @@ Actions, one vocabulary for the whole hub::
     viewed      a person read a case                                (back-office, tracking)
     transitioned  a person moved a case to another status           (back-office)
     reminded    an applicant was reminded of a coming deadline       (deadlines)
+    booked, cancelled  an appointment was booked or cancelled       (appointments)
+    imported    legacy bookings were imported                        (appointments)
 
 Records carry digests of messages, never their content: the evidence survives the purge of the
 personal data it concerns. Tamper evidence (hash chain, signed checkpoints) plugs in through

@@ -39,6 +39,7 @@ STAFF_REASONS = ("document_missing", "document_unreadable", "document_expired",
                  "identity_to_confirm", "address_outside_district", "appointment_needed",
                  "other_information_needed")
 MAX_PAGE = 100
+MAX_OFFSET = 1_000_000
 
 
 class StaffDesk:
@@ -262,6 +263,10 @@ def list_cases() -> Response:
     except ValueError:
         raise SchemaViolation("limit and offset are integers", errors=[
             {"field": "limit", "code": "type", "message": "an integer"}]) from None
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+        raise SchemaViolation("limit or offset out of range", errors=[
+            {"field": "limit" if not 1 <= limit <= MAX_PAGE else "offset", "code": "maximum",
+             "message": f"limit 1-{MAX_PAGE}, offset 0-{MAX_OFFSET}"}])
     t = _translator()
     cases = desk().list_cases(g.principal, status=request.args.get("status") or None,
                               service=request.args.get("service") or None,

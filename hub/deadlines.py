@@ -21,6 +21,7 @@ APScheduler, its jobs persisted in the hub's database (table ``scheduled_jobs``)
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from hub.audit import AuditRecord
 from hub.errors import HubError
+from hub.mapping import set_path
 from hub.services import Deadline, ServiceDefinition
 from hub.store.models import CaseEvent, CaseRow, NotificationRow, utcnow
 
@@ -81,6 +83,16 @@ def due(definition: ServiceDefinition, status: str, entered_at: datetime, now: d
             if now >= item.due_at - timedelta(days=days):
                 found.append(Due(reference, deadline, entered_at, days_before=days))
     return found
+
+
+def recorded_updates(data: dict[str, Any], item: Due) -> dict[str, Any]:
+    """The top-level case fields a deadline's move records (``$due_date``: the due day)."""
+    if not item.deadline.updates:
+        return {}
+    merged = copy.deepcopy(data)
+    for path, value in item.deadline.updates.items():
+        set_path(merged, path, item.due_at.date().isoformat() if value == "$due_date" else value)
+    return {key: merged[key] for key in {p.split(".")[0] for p in item.deadline.updates}}
 
 
 @dataclass
@@ -137,7 +149,8 @@ class DeadlineSweeper:
             if item.days_before is None:
                 self.hub.cases.transition(
                     session, case, item.deadline.to, role="hub", actor="hub:deadlines",
-                    reason=item.deadline.reason or f"deadline_{item.deadline.status}")
+                    reason=item.deadline.reason or f"deadline_{item.deadline.status}",
+                    updates=recorded_updates(case.data, item) or None)
                 report.moved.append(case.reference)
             elif self._remind(session, case, item):
                 report.reminded.append(case.reference)

@@ -144,6 +144,7 @@ def case_json(view: CaseView, t: Translator) -> dict[str, Any]:
         "reason": view.reason, "reason_label": t.reason(view.reason),
         "can_answer": view.can_answer, "can_withdraw": view.can_withdraw,
         "outcome_documents": list(view.outcome_documents),
+        "appointment": view.appointment,
         "notices": [{"to": n["to"], "to_label": t.status(n["to"]), "due_at": n["due_at"]}
                     for n in view.notices],
         "language": t.language,

@@ -56,6 +56,8 @@ class CaseView:
     outcome_documents: tuple[str, ...] = ()
     #: Reminders of coming deadlines: ({"to": "lapsed", "due_at": ..., ...}, ...).
     notices: tuple[dict[str, Any], ...] = ()
+    #: The booked appointment, if any: {"slot", "post", "starts_at", "local_time", "minutes"}.
+    appointment: dict[str, Any] | None = None
 
 
 def deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,7 +149,18 @@ class Submissions:
             notices=tuple(n.details for n in session.scalars(
                 select(NotificationRow).where(NotificationRow.case_id == case.id)
                 .order_by(NotificationRow.id))
-                if n.details.get("status") == case.status))
+                if n.details.get("status") == case.status),
+            appointment=self._appointment(session, case))
+
+    def _appointment(self, session: Session, case: CaseRow) -> dict[str, Any] | None:
+        from hub.appointments import AppointmentBook, Slot
+
+        current = AppointmentBook(self.hub).current(session, case.id)
+        if current is None:
+            return None
+        slot = current[1]
+        return Slot(slot.id, slot.post, slot.service, slot.starts_at, slot.minutes,
+                    slot.capacity, 0).as_json()
 
     @staticmethod
     def _answer_status(definition: ServiceDefinition, status: str) -> str | None:

@@ -55,11 +55,16 @@ def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Respons
 def create_app(hub: Any, *, max_content_length: int | None = None,
                authenticate: Callable[[str], Any] | None = None) -> Flask:
     """``authenticate`` turns a bearer token into a `hub.access.Principal` (or raises
-    `SecurityError`); without it the back-office refuses every request."""
+    `SecurityError`); by default the hub's token authority (`security.tokens`) when its keys
+    exist, else the back-office refuses every request."""
     app = Flask("hub")
     app.config["MAX_CONTENT_LENGTH"] = max_content_length or hub.settings.max_message_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = hub
+    if authenticate is None:
+        from hub.access import token_authenticator
+
+        authenticate = token_authenticator(hub.settings.keys_dir)
     if authenticate is not None:
         app.extensions["hub.authenticate"] = authenticate
 
@@ -100,15 +105,18 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     def healthz() -> Response:
         return jsonify(status="alive")
 
+    from hub.appointments import AppointmentBook
+    from hub.appointments_api import blueprint as appointments
+    from hub.backoffice import StaffDesk, blueprint as backoffice
     from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
     from hub.submissions import Submissions
 
-    from hub.backoffice import StaffDesk, blueprint as backoffice
-
     app.extensions["hub.submissions"] = Submissions(hub)
     app.extensions["hub.desk"] = StaffDesk(hub)
+    app.extensions["hub.appointments"] = AppointmentBook(hub)
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)
+    app.register_blueprint(appointments)
     app.register_blueprint(inbound)
     return app

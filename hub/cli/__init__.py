@@ -8,6 +8,8 @@
     hub dlq ...         list, show, replay dead letters
     hub db upgrade      apply database migrations
     hub deadlines ...   apply deadlines once (sweep) or run the scheduler (run)
+    hub appointments import FILE   migrate the legacy platform's bookings
+    hub staff token     an access token for the back-office
     hub connector new   scaffold a new agency connector (--soap or --rest)
 """
 from __future__ import annotations
@@ -22,6 +24,8 @@ COMMAND_MODULES = (
     "hub.cli.dlq",
     "hub.cli.db",
     "hub.cli.deadlines",
+    "hub.cli.appointments",
+    "hub.cli.staff",
     "hub.cli.connector",
 )
 

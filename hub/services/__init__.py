@@ -42,6 +42,9 @@ Beyond the route, a definition may carry:
           to: deemed_served            # the hub moves it here (a transition by hub must exist)
           reason: deemed_served_after_refusal
           remind_before_days: []       # reminders to the applicant this many days before
+          updates:                     # case fields recorded with the move
+            delivery.outcome: deemed_served
+            delivery.date: $due_date   # the day the deadline fell due
 
 - **record**: cases of this service in these statuses are a current record of a kind that other
   services look up (``record: {kind: consular_registration, statuses: [registered],
@@ -150,6 +153,10 @@ class Deadline(BaseModel):
     reason: str | None = None
     #: Days before the move at which the applicant is reminded (e.g. ``[90, 30]``).
     remind_before_days: tuple[int, ...] = ()
+    #: Case fields recorded with the move, by dotted path; the value ``$due_date`` stands for
+    #: the date the deadline fell due (e.g. ``{delivery.outcome: deemed_served,
+    #: delivery.date: $due_date}``). Validated with the intake schema like any update.
+    updates: dict[str, Any] = Field(default_factory=dict)
 
 
 class RecordSpec(BaseModel):
@@ -186,6 +193,10 @@ class Guide(BaseModel):
     steps: tuple[str, ...] = ()
     #: none | optional | required: whether the applicant books an appointment at the post.
     appointment: Literal["none", "optional", "required"] = "none"
+    #: ``applicant``: people apply through the portal (a form); ``inbound``: cases are opened by
+    #: an agency (``source_agency``), the guide only explains what happens.
+    channel: Literal["applicant", "inbound"] = "applicant"
+    source_agency: str | None = None
 
 
 class Route(BaseModel):

@@ -213,3 +213,40 @@ class NotificationRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("case_id", "key", name="uq_notification_key"),)
+
+
+class SlotRow(Base):
+    """An appointment slot: a post receives ``capacity`` people for a service at a time."""
+
+    __tablename__ = "appointment_slots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post: Mapped[str] = mapped_column(String(16), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    minutes: Mapped[int] = mapped_column(Integer, default=20)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("post", "service", "starts_at", name="uq_slot"),)
+
+
+class BookingRow(Base):
+    """A booking of a slot, for a case (or, imported from the legacy platform, without one)."""
+
+    __tablename__ = "appointments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("appointment_slots.id"), index=True)
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                                index=True)
+    #: booked | cancelled
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: portal | staff | legacy
+    source: Mapped[str] = mapped_column(String(16))
+    #: The legacy platform's booking id: importing the same file twice finds it.
+    legacy_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: Who comes, for bookings without a case (legacy): names and contact.
+    holder: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    booked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column()

@@ -168,3 +168,10 @@ def test_issuing_needs_the_signed_document_which_the_applicant_then_downloads(
     assert len(own) == 3
     assert all(web.get(f"/api/v1/cases/{created['reference']}/documents/{ref}",
                        headers=secret).status_code == 404 for ref in own)
+
+
+@pytest.mark.parametrize("query", ["offset=99999999999999999999999", "limit=0", "limit=abc"])
+def test_paging_out_of_range_is_a_field_error_not_a_crash(web, query):
+    # Found by the OpenAPI fuzzing: a huge offset overflowed the database integer.
+    response = web.get(f"/api/v1/backoffice/cases?{query}", headers=bearer("central"))
+    assert response.status_code == 422
