@@ -25,7 +25,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from connectors.base import Connector, Reply
+from connectors.base import Connector, Reply, WireStats
 from hub.envelope import Envelope, MAX_DEPTH, canonical_json, format_timestamp, parse_json
 from hub.errors import (AgencyRefusal, AgencyTimeout, AgencyUnavailable, BadAgencyReply, HubError,
                         MalformedEnvelope, SchemaViolation, UnknownRoute)
@@ -128,6 +128,7 @@ class RestConnector(Connector):
     def _exchange(self, op: RestOperation, body: bytes, headers: dict[str, str]
                   ) -> requests.Response:
         url = self.config.base_url.rstrip("/") + op.path
+        self.last_wire = WireStats(request_bytes=len(body))
         try:
             response = self._session.request(op.method, url, data=body, headers=headers,
                                              timeout=(min(3.0, self.config.timeout),
@@ -147,6 +148,8 @@ class RestConnector(Connector):
             raise AgencyUnavailable(f"{self.agency} unreachable: {type(exc).__name__}") from None
         except (OSError, ValueError) as exc:
             raise AgencyUnavailable(f"{self.agency} connection failed: {exc!r}") from None
+        self.last_wire = WireStats(request_bytes=len(body), response_bytes=len(content),
+                                   status=response.status_code)
         if len(content) > MAX_REPLY_BYTES:
             raise BadAgencyReply(f"{self.agency} answer exceeds {MAX_REPLY_BYTES} bytes")
         status = response.status_code

@@ -89,11 +89,11 @@ def create_app(hub: Any, *, max_content_length: int | None = None) -> Flask:
         return problem(500, "internal.unexpected", "unexpected error; it was logged with the"
                        " correlation id of this response")
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify(status="alive")
-
+    from hub import health
+    from hub.admin import init_app as init_admin
     from hub.intake import blueprint as intake
 
     app.register_blueprint(intake)
+    health.init_app(app)  # /healthz, /readyz, /metrics
+    init_admin(app)       # /admin console and /admin/api
     return app
