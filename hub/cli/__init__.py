@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hub.cli.run",
     "hub.cli.dlq",
     "hub.cli.db",
+    "hub.cli.chaos",
 )
 
 
