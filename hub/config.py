@@ -55,6 +55,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
+    raw = env.get(name) or ""
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    for item in names:
+        if not item.replace("_", "").replace("-", "").isalnum() or not item.isascii():
+            raise ConfigurationError(f"{name}: {item!r} is not a feature name (letters, digits,"
+                                     " _ and -)")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     """The hub's configuration. Build it with `Settings.from_env`; pass it down explicitly."""
@@ -97,6 +107,9 @@ class Settings:
     readyz_cache_seconds: float = 2.0
     readyz_timeout: float = 2.0
     certificate_min_days: int = 7
+    #: Feature flags, from ``HUB_FEATURES`` (comma-separated): services whose definition names a
+    #: ``feature_flag`` are offered only when that flag is listed here.
+    features: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -136,6 +149,7 @@ class Settings:
             readyz_cache_seconds=_float(env, "HUB_READYZ_CACHE_SECONDS", 2.0),
             readyz_timeout=_float(env, "HUB_READYZ_TIMEOUT", 2.0, minimum=0.05),
             certificate_min_days=_int(env, "HUB_CERTIFICATE_MIN_DAYS", 7),
+            features=_names(env, "HUB_FEATURES"),
         )
 
     def ensure_dirs(self) -> None:

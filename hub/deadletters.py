@@ -82,8 +82,8 @@ def _insert_ignore(session: Session, values: dict) -> bool:
     dialect = session.get_bind().dialect.name
     builder = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = builder(DeadLetterRow).values(**values).on_conflict_do_nothing(
-        index_elements=["message_id", "dead_lettered_at"])
-    return session.execute(statement).rowcount == 1
+        index_elements=["message_id", "dead_lettered_at"]).returning(DeadLetterRow.id)
+    return session.execute(statement).first() is not None  # see hub.idempotency: not rowcount
 
 
 def record(session: Session, audit: AuditLog, *, body: bytes, message_id: str, queue: str,

@@ -19,8 +19,11 @@ def mark_processed(session: Session, consumer: str, message_id: str) -> bool:
     builder = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = builder(ProcessedMessage).values(
         consumer=consumer, message_id=message_id, processed_at=utcnow()
-    ).on_conflict_do_nothing(index_elements=["consumer", "message_id"])
-    return session.execute(statement).rowcount == 1
+    ).on_conflict_do_nothing(index_elements=["consumer", "message_id"]).returning(
+        ProcessedMessage.message_id)
+    # RETURNING, not rowcount: through the ORM session psycopg reports rowcount -1, which would
+    # make every message look like a duplicate and silently skip its effect.
+    return session.execute(statement).first() is not None
 
 
 def was_processed(session: Session, consumer: str, message_id: str) -> bool:

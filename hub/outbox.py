@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from hub.broker import Broker, Message
 from hub.envelope import Envelope
-from hub.errors import HubError
+from hub.audit import AuditLog
+from hub.errors import HubError, PermanentError
 from hub.seal import Seal
 from hub.store import Store
 from hub.store.models import OutboxRow, utcnow
@@ -42,9 +43,10 @@ class OutboxRelay:
 
     component = "relay"
 
-    def __init__(self, store: Store, broker_factory: Callable[[], Broker], *, batch: int = 200,
-                 poll_interval: float = 0.2) -> None:
+    def __init__(self, store: Store, broker_factory: Callable[[], Broker], audit: AuditLog, *,
+                 batch: int = 200, poll_interval: float = 0.2) -> None:
         self.store = store
+        self.audit = audit
         self.broker_factory = broker_factory
         self.batch = batch
         self.poll_interval = poll_interval
@@ -64,28 +66,54 @@ class OutboxRelay:
         return list(session.scalars(query))
 
     def run_once(self) -> int:
-        """Publish one batch; returns how many rows were published."""
+        """Publish one batch; returns how many rows were handed over (published or parked)."""
         if self._broker is None:
             self._broker = self.broker_factory()
-        sent: list[int] = []
+        done: list[int] = []
         with self.store.transaction() as session:
             rows = self._claim(session)
             try:
-                for row in rows:
-                    message = Message(body=row.body, message_id=row.message_id,
-                                      routing_key=row.routing_key, headers=dict(row.headers or {}))
-                    if row.queue:
-                        self._broker.send_to_queue(row.queue, message)
-                    else:
-                        self._broker.publish(message)
-                    sent.append(row.id)
+                self._publish(session, rows, done)
             finally:
                 # Mark what the broker confirmed, even when a later publish of the batch failed.
-                if sent:
-                    session.execute(update(OutboxRow).where(OutboxRow.id.in_(sent))
+                if done:
+                    session.execute(update(OutboxRow).where(OutboxRow.id.in_(done))
                                     .values(sent_at=utcnow()))
-        self.published += len(sent)
-        return len(sent)
+        self.published += len(done)
+        return len(done)
+
+    def _publish(self, session: Session, rows: list[OutboxRow], done: list[int]) -> None:
+        assert self._broker is not None
+        routed = [row for row in rows if not row.queue]
+        try:
+            # One durable hand-over for the batch (one commit on the embedded broker).
+            self._broker.publish_many(_message(row) for row in routed)
+            done.extend(row.id for row in routed)
+            routed = []
+        except PermanentError:
+            pass  # a poison row: isolate it below, row by row
+        for row in routed + [row for row in rows if row.queue]:
+            try:
+                if row.queue:
+                    self._broker.send_to_queue(row.queue, _message(row))
+                else:
+                    self._broker.publish(_message(row))
+            except PermanentError as exc:
+                # Nothing is bound for this message (a configuration error): park it in the
+                # store with the reason instead of blocking every message behind it.
+                self._park(session, row, exc)
+            done.append(row.id)
+
+    def _park(self, session: Session, row: OutboxRow, error: HubError) -> None:
+        from hub.deadletters import park_headers, record
+
+        log.error("outbox row %s cannot be published: %s", row.id, error.message,
+                  extra={"message_id": row.message_id, "error_code": error.code})
+        headers = park_headers(error, component=self.component, queue=row.queue or "(outbox)",
+                               routing_key=row.routing_key, attempt=1)
+        record(session, self.audit, body=row.body, message_id=row.message_id,
+               queue=row.queue or "(outbox)", routing_key=row.routing_key,
+               headers={**(row.headers or {}), **headers}, actor="hub:relay")
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -105,3 +133,8 @@ class OutboxRelay:
         if self._broker is not None:
             self._broker.close()
             self._broker = None
+
+
+def _message(row: OutboxRow) -> Message:
+    return Message(body=row.body, message_id=row.message_id, routing_key=row.routing_key,
+                   headers=dict(row.headers or {}))

@@ -29,6 +29,23 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 4, "jitter": 0.5}
 
 
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``.
+
+    Tests wait for behaviour (a status reached, a message parked), never assert durations.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"{what} not reached within {timeout}s")
+
+
 def services_required() -> bool:
     return os.environ.get("HUB_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
 

@@ -1,6 +1,8 @@
 """``hub dlq``: list, show, replay and discard dead letters."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from hub.cli.common import build_hub, emit_json
@@ -93,7 +95,7 @@ def replay(ids: tuple[int, ...], replay_all: bool, queue: str | None,
     if replay_all:
         ids = tuple(r.id for r in list_dead_letters(hub.store, queue=queue,
                                                     error_code=error_code, limit=1_000_000))
-    with click.progressbar(length=len(ids), label="replaying", file=click.get_text_stream("stderr")
+    with click.progressbar(length=len(ids), label="replaying", file=sys.stderr
                            ) as bar:
         done = do_replay(hub.store, hub.audit, ids, actor="operator:cli",
                          progress=lambda n: bar.update(1))
