@@ -186,7 +186,9 @@ class ConnectorWorker(Consumer):
         message_id = str(envelope.id)
         if envelope.kind != "request":
             raise UnknownRoute(f"{self.component} only sends requests, got a {envelope.kind}")
-        with self.store.session() as session:
+        # A transaction, not a bare session: a database that is restarting then surfaces as
+        # StoreUnavailable (retried) instead of an unexpected error (parked).
+        with self.store.transaction() as session:
             done = was_processed(session, self.component, message_id)
         if done:
             delivery.ack()

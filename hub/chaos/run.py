@@ -169,7 +169,9 @@ class Run:
         tag = secrets.token_hex(4)
         namespace, database = f"chaos{tag}", f"hub_chaos_{tag}"
         root = Path(tempfile.mkdtemp(prefix="hub-chaos-"))
-        admin = create_engine(normalize_url(options.postgres_url), isolation_level="AUTOCOMMIT")
+        # pre-ping: the run restarts PostgreSQL, which kills the pooled admin connection.
+        admin = create_engine(normalize_url(options.postgres_url), isolation_level="AUTOCOMMIT",
+                              pool_pre_ping=True)
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{database}"'))
         base, _, _ = normalize_url(options.postgres_url).rpartition("/")
@@ -261,8 +263,14 @@ class Run:
                        and report["leftover_messages"] == 0 and report["cases_missing"] == 0),
                 "dead_letters_replayed_at_end": parked_before if options.replay else 0,
                 "processes_killed": group.kills,
-                "faults_armed": armed,
-                "agency_traffic": verify.agency_requests(simulators),
+                "faults_armed": {name: sorted({"timeout" if f.kind == "latency" else f.kind
+                                               for f in faults})
+                                 for name, faults in armed.items()},
+                "faults_not_injected": {
+                    name: "bad_signature: this agency does not sign its answers yet"
+                    for name, faults in armed.items()
+                    if not any(f.kind == "bad_signature" for f in faults)},
+                "agency_traffic": verify.agency_requests(simulators, armed),
                 "events": self.events,
                 "duration_s": round(time.monotonic() - self.started, 1),
                 "submissions_retried": self.failed_submissions,

@@ -33,14 +33,16 @@ def agency_effects(simulators: dict[str, Any]) -> dict[str, int]:
     return effects
 
 
-def agency_requests(simulators: dict[str, Any]) -> dict[str, Any]:
+def agency_requests(simulators: dict[str, Any], armed: dict[str, list[Any]]) -> dict[str, Any]:
+    """Requests each agency received and the faults it played, by kind (``latency`` beyond the
+    connector's timeout is how the run makes timeouts)."""
     requests = 0
     faults: Counter[str] = Counter()
     for simulator in simulators.values():
-        for record in simulator.received():
-            requests += 1
-            if record.fault:
-                faults[record.fault] += 1
+        requests += len(simulator.received())
+    for agency_faults in armed.values():
+        for fault in agency_faults:
+            faults["timeout" if fault.kind == "latency" else fault.kind] += fault.fired
     return {"requests": requests, "faults": dict(faults)}
 
 

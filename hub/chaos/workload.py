@@ -70,23 +70,20 @@ def supports_fault(simulator: Any, kind: str) -> bool:
     return type(simulator).fault_response is not Simulator.fault_response
 
 
-def inject_faults(simulators: dict[str, Any], *, timeout: float) -> dict[str, list[str]]:
-    """Arm every simulator with the fault plan; returns the kinds armed per agency.
+def inject_faults(simulators: dict[str, Any], *, timeout: float) -> dict[str, list[Any]]:
+    """Arm every simulator with the fault plan; returns the armed faults per agency (each counts
+    the requests it hit in ``fired``).
 
     The timeout fault is a delay beyond the connector's timeout on a request the agency then
     *completes*: the effect happens, the answer is lost, the hub retries with the same key.
     """
     armed: dict[str, list[str]] = {}
     for name, simulator in simulators.items():
-        kinds = []
-        simulator.inject("status", status=503, rate=FAULT_RATES["status"])
-        kinds.append("status")
-        simulator.inject("latency", delay=timeout + 0.4, rate=FAULT_RATES["timeout"])
-        kinds.append("timeout")
+        faults = [simulator.inject("status", status=503, rate=FAULT_RATES["status"]),
+                  simulator.inject("latency", delay=timeout + 0.4, rate=FAULT_RATES["timeout"])]
         if supports_fault(simulator, "bad_signature"):
-            simulator.inject("bad_signature", rate=FAULT_RATES["bad_signature"])
-            kinds.append("bad_signature")
-        armed[name] = kinds
+            faults.append(simulator.inject("bad_signature", rate=FAULT_RATES["bad_signature"]))
+        armed[name] = faults
     return armed
 
 

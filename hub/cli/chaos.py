@@ -3,6 +3,7 @@ killed, connections cut, RabbitMQ and PostgreSQL restarted; then what was lost, 
 independent sources. Exit status 0 only when nothing was lost or applied twice."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -39,6 +40,9 @@ def chaos(exchanges: int, quick: bool, workers: int, amqp_url: str | None,
     from hub.chaos import cluster
     from hub.chaos.run import DEFAULT_AMQP, DEFAULT_POSTGRES
 
+    # SIGTERM (a CI timeout, an operator) ends the run through its clean-up: processes stopped,
+    # database dropped, queues deleted.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     current = settings(quiet=True)
     if amqp_url is None:
         amqp_url = current.broker_url if current.broker_url.startswith("amqp") else DEFAULT_AMQP

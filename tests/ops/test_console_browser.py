@@ -80,6 +80,16 @@ def _shot(driver: Any, name: str) -> None:
         driver.set_window_size(1400, 1000)
 
 
+def _find(driver: Any, css: str, timeout: float = 15.0) -> Any:
+    """The element once the page that holds it has loaded (a click returns before that)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
 def _exchange_status(hub: Any, reference: str) -> str | None:
     from sqlalchemy import select
 
@@ -110,13 +120,13 @@ def test_operator_sees_queues_and_replays_a_dead_letter(browser, served, narsa_s
         # Sign in: the console sends an anonymous visitor to the login page first.
         browser.get(f"{url}/admin/")
         assert "/admin/login" in browser.current_url
-        browser.find_element(By.ID, "name").send_keys("amina")
+        _find(browser, "#name").send_keys("amina")
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.ID, "sign-in").click()
 
         # Overview: queue depths, agency health, one parked dead letter.
         queue = hub.topology.agency_queue("narsa")
-        row = browser.find_element(By.CSS_SELECTOR, f'#queues tr[data-queue="{queue}"]')
+        row = _find(browser, f'#queues tr[data-queue="{queue}"]')
         assert row.find_element(By.CSS_SELECTOR, "td.depth").text == "0"
         assert browser.find_element(By.ID, "parked-count").text == "1"
         agency = browser.find_element(By.CSS_SELECTOR, '#agencies tr[data-agency="narsa"]')
@@ -125,20 +135,20 @@ def test_operator_sees_queues_and_replays_a_dead_letter(browser, served, narsa_s
 
         # Dead letters: the parked request with its reason; the agency is back; replay it.
         browser.find_element(By.ID, "nav-dead-letters").click()
-        parked = browser.find_element(By.CSS_SELECTOR, '#dead-letters tr[data-status="parked"]')
+        parked = _find(browser, '#dead-letters tr[data-status="parked"]')
         assert reference in parked.text and "agency.unavailable" in parked.text
         assert "gave up after 3 attempts" in parked.text
         _shot(browser, "console-dead-letters")
         narsa_simulator.clear_faults()
         parked.find_element(By.NAME, "ids").click()
         browser.find_element(By.ID, "replay-selected").click()
-        assert "Replayed 1 of 1 dead letters." in browser.find_element(By.CLASS_NAME, "flash").text
+        assert "Replayed 1 of 1 dead letters." in _find(browser, ".flash").text
 
         # Trace: watch the replayed exchange succeed (the page refreshes while it is in flight).
         browser.get(f"{url}/admin/trace?q={reference}")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            status = browser.find_element(By.ID, "case-status").text
+            status = _find(browser, "#case-status").text
             exchange = browser.find_element(By.CSS_SELECTOR, "#exchanges td.status").text
             if status == "verified" and exchange == "answered":
                 break
@@ -150,7 +160,7 @@ def test_operator_sees_queues_and_replays_a_dead_letter(browser, served, narsa_s
         _shot(browser, "console-trace")
 
         browser.find_element(By.ID, "nav-records").click()
-        assert "verify_licence" in browser.find_element(By.ID, "records").text
+        assert "verify_licence" in _find(browser, "#records").text
         _shot(browser, "console-records")
     # The agency applied the replayed request once, whatever the attempts before it.
     assert narsa_simulator.effect_count(_exchange_id_of(hub, reference)) == 1
