@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,15 @@ class ProcessGroup:
 def run_command(command: str, *, timeout: float = 120.0) -> None:
     """Run an operator command (broker or database restart); raise with its output if it fails."""
     log.info("running %s", command)
-    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                            timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{command!r} failed ({result.returncode}):"
-                           f" {(result.stderr or result.stdout).strip()[:500]}")
+    # Output to a file, not a pipe: a daemon the command starts (a database server) inherits
+    # the descriptors and would keep a pipe open long after the command returned.
+    with tempfile.TemporaryFile() as output:
+        result = subprocess.run(["bash", "-c", command], stdout=output, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+        if result.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"{command!r} failed ({result.returncode}):"
+                               f" {output.read().decode('utf-8', 'replace').strip()[:500]}")
 
 
 def wait_port(host: str, port: int, *, timeout: float = 90.0) -> None:

@@ -43,6 +43,8 @@ class ChaosOptions:
     agency_timeout: float = 1.0
     #: Most exchanges in flight before submissions wait (keeps the run flowing, not a backlog).
     backlog: int = 300
+    #: Threads submitting cases (the intake's concurrency).
+    submitters: int = 4
     settle_timeout: float = 900.0
     replay: bool = True
     keep: bool = False
@@ -59,6 +61,8 @@ class Run:
         self.submitted_expected = 0
         self.submitting_done = threading.Event()
         self.failed_submissions = 0
+        self.submission_errors: list[str] = []
+        self.stopping = threading.Event()
         self._settled = 0
         self._lock = threading.Lock()
 
@@ -102,27 +106,47 @@ class Run:
     # -- submissions ----------------------------------------------------------------------------
 
     def submit_all(self, hub: Any, planned: list[workload.Planned]) -> None:
-        for item in planned:
+        """Submit every planned case from ``options.submitters`` threads (intake is served by
+        many web threads too), holding back while too many exchanges are in flight."""
+        items = iter(planned)
+        threads = [threading.Thread(target=self._submit_from, args=(hub, items),
+                                    name=f"chaos-submit-{n}", daemon=True)
+                   for n in range(self.options.submitters)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.submitting_done.set()
+
+    def _submit_from(self, hub: Any, items: Any) -> None:
+        while True:
             while (self.submitted_expected - self._settled > self.options.backlog
                    and not self.stopping.is_set()):
                 time.sleep(0.05)
-            if self.stopping.is_set():
-                break
+            with self._lock:
+                item = next(items, None)
+            if item is None or self.stopping.is_set():
+                return
             delay = 0.1
             while True:
                 try:
                     opened = hub.submit(item.service, item.data(), actor="chaos")
                     break
                 except HubError as exc:
-                    if not exc.transient:
-                        raise
-                    self.failed_submissions += 1
+                    if not exc.transient:  # a refused submission is a bug of the run or the hub
+                        with self._lock:
+                            self.submission_errors.append(f"{exc.code}: {exc.message}"[:300])
+                        opened = None
+                        break
+                    with self._lock:
+                        self.failed_submissions += 1
                     time.sleep(delay)  # the database is restarting: the intake retries
                     delay = min(delay * 2, 2.0)
+            if opened is None:
+                continue
             with self._lock:
                 self.ledger.append((opened.case.reference, item))
                 self.submitted_expected += len(item.outcomes)
-        self.submitting_done.set()
 
     # -- disruptions ----------------------------------------------------------------------------
 
@@ -156,12 +180,56 @@ class Run:
             cluster.wait_port(url.hostname or "127.0.0.1", url.port or 5432)
             self.event("database_restarted", seconds=round(time.monotonic() - begin, 1))
 
+    def _drive(self, hub: Any, broker: Any, group: cluster.ProcessGroup, proxy: TcpProxy,
+               planned: list[workload.Planned]) -> None:
+        """Until everything submitted has settled: disrupt on schedule, restart what died."""
+        total = workload.expected_exchanges(planned)
+        schedule = workload.milestones(total)
+        deadline = time.monotonic() + self.options.settle_timeout
+        last_shown = 0.0
+        while time.monotonic() < deadline:
+            settled = self.settled(hub)
+            if settled is not None:
+                self._settled = settled
+            while schedule and self._settled >= schedule[0][0] * total:
+                self.disrupt(schedule.pop(0)[1], group, proxy)
+            for name in group.restart_dead():
+                self.event("process_exited_and_restarted", process=name)
+            if time.monotonic() - last_shown > 5:
+                last_shown = time.monotonic()
+                self.say(f"  settled {self._settled}/{total} exchanges,"
+                         f" {len(self.ledger)}/{len(planned)} cases submitted")
+            if self.submitting_done.is_set() and not schedule and self.quiet(hub, broker):
+                break
+            time.sleep(0.5)
+        else:
+            self.event("settle_timeout", seconds=self.options.settle_timeout)
+        self.event("settled", exchanges=self._settled)
+
+    def _replay_parked(self, hub: Any, broker: Any, simulators: dict[str, Any]) -> int:
+        """As an operator would once the agencies are back: replay what was parked, wait for it
+        to settle. Returns how many dead letters were parked before."""
+        from hub.deadletters import list_dead_letters, replay
+
+        parked = [d.id for d in list_dead_letters(hub.store, limit=1_000_000)]
+        if self.options.replay and parked:
+            for simulator in simulators.values():
+                simulator.clear_faults()
+            replayed = replay(hub.store, hub.audit, parked, actor="operator:chaos")
+            self.event("dead_letters_replayed", count=len(replayed))
+            wait = self.options.settle_timeout / 2
+        else:
+            wait = 30.0  # let the recorders store whatever was parked last
+        end = time.monotonic() + wait
+        while time.monotonic() < end and not self.quiet(hub, broker):
+            time.sleep(0.5)
+        return len(parked)
+
     # -- the whole run --------------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
         from connectors.registry import load_agencies, start_simulators
         from hub.config import Settings
-        from hub.deadletters import list_dead_letters, replay
         from hub.runtime import Hub
         from hub.services import ServiceCatalog
 
@@ -183,12 +251,11 @@ class Run:
                                       free_ports=True)
         amqp = urllib.parse.urlsplit(options.amqp_url)
         proxy = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
-        proxied = options.amqp_url.replace(f"{amqp.hostname}:{amqp.port or 5672}",
-                                           f"127.0.0.1:{proxy.port}", 1)
-        if f"127.0.0.1:{proxy.port}" not in proxied:
-            proxied = urllib.parse.urlunsplit(amqp._replace(
-                netloc=f"{amqp.netloc.rpartition('@')[0]}@127.0.0.1:{proxy.port}"
-                if "@" in amqp.netloc else f"127.0.0.1:{proxy.port}"))
+        # The workers reach RabbitMQ through the proxy, so that the run can cut them off.
+        credentials = amqp.netloc.rpartition("@")[0]
+        proxied = urllib.parse.urlunsplit(amqp._replace(
+            netloc=f"{credentials}@127.0.0.1:{proxy.port}" if credentials
+            else f"127.0.0.1:{proxy.port}"))
         agencies_file = root / "agencies.yaml"
         agencies_file.write_text(yaml.safe_dump({
             name: {"base_url": sim.url, "timeout": options.agency_timeout, "retry": RETRY,
@@ -200,7 +267,6 @@ class Run:
         hub = Hub(Settings.from_env({**env, "HUB_BROKER_URL": options.amqp_url}))
         group = cluster.ProcessGroup(env={**_base_env(), **env, "HUB_BROKER_URL": proxied},
                                      log_dir=root)
-        self.stopping = threading.Event()
         broker = None
         report: dict[str, Any] = {}
         try:
@@ -213,46 +279,10 @@ class Run:
             self.event("started", workers=options.workers, cases=len(planned),
                        exchanges=workload.expected_exchanges(planned),
                        agencies=sorted(needed))
-            submitter = threading.Thread(target=self.submit_all, args=(hub, planned),
-                                         name="chaos-submit", daemon=True)
-            submitter.start()
-            total = workload.expected_exchanges(planned)
-            schedule = workload.milestones(total)
-            deadline = time.monotonic() + options.settle_timeout
-            last_shown = 0.0
-            while time.monotonic() < deadline:
-                settled = self.settled(hub)
-                if settled is not None:
-                    self._settled = settled
-                while schedule and self._settled >= schedule[0][0] * total:
-                    self.disrupt(schedule.pop(0)[1], group, proxy)
-                for name in group.restart_dead():
-                    self.event("process_exited_and_restarted", process=name)
-                if time.monotonic() - last_shown > 5:
-                    last_shown = time.monotonic()
-                    self.say(f"  settled {self._settled}/{total} exchanges,"
-                             f" {len(self.ledger)}/{len(planned)} cases submitted")
-                if self.submitting_done.is_set() and not schedule and self.quiet(hub, broker):
-                    break
-                time.sleep(0.5)
-            else:
-                self.event("settle_timeout", seconds=options.settle_timeout)
-            self.event("settled", exchanges=self._settled)
-            parked_before = len(list_dead_letters(hub.store, limit=1_000_000))
-            if options.replay and parked_before:
-                for simulator in simulators.values():
-                    simulator.clear_faults()  # the agencies are back, as an operator checks
-                ids = [d.id for d in list_dead_letters(hub.store, limit=1_000_000)]
-                replayed = replay(hub.store, hub.audit, ids, actor="operator:chaos")
-                self.event("dead_letters_replayed", count=len(replayed))
-                end = time.monotonic() + options.settle_timeout / 2
-                while time.monotonic() < end and not self.quiet(hub, broker):
-                    time.sleep(0.5)
-            else:
-                # Let the recorders store whatever was parked last.
-                end = time.monotonic() + 30
-                while time.monotonic() < end and not self.quiet(hub, broker):
-                    time.sleep(0.5)
+            threading.Thread(target=self.submit_all, args=(hub, planned), name="chaos-submit",
+                             daemon=True).start()
+            self._drive(hub, broker, group, proxy, planned)
+            parked_before = self._replay_parked(hub, broker, simulators)
             self.stopping.set()
             group.stop()
             self.event("workers_stopped")
@@ -260,7 +290,8 @@ class Run:
             report.update({
                 "ok": (report["lost"] == 0 and report["duplicate_effects"] == 0
                        and report["dead_letters_without_reason"] == 0 and report["audit_intact"]
-                       and report["leftover_messages"] == 0 and report["cases_missing"] == 0),
+                       and report["leftover_messages"] == 0 and report["cases_missing"] == 0
+                       and not self.submission_errors),
                 "dead_letters_replayed_at_end": parked_before if options.replay else 0,
                 "processes_killed": group.kills,
                 "faults_armed": {name: sorted({"timeout" if f.kind == "latency" else f.kind
@@ -274,6 +305,7 @@ class Run:
                 "events": self.events,
                 "duration_s": round(time.monotonic() - self.started, 1),
                 "submissions_retried": self.failed_submissions,
+                "submission_errors": self.submission_errors[:20],
                 "workers": options.workers,
                 "broker": "rabbitmq", "database": "postgresql",
             })

@@ -30,9 +30,11 @@ _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _IDENT = re.compile(r"\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{6,}\b|\b\d{5,}\b")
 
 
-def redact(text: str | None, *, limit: int = 500) -> str:
-    """``text`` with quoted values, e-mails, phone-like and identity-like tokens and dates
-    masked; ids, case references and timestamps kept."""
+def redact(text: str | None, *, limit: int = 500, strict: bool = True) -> str:
+    """``text`` with quoted values, e-mails, dates and (``strict``) phone-like and
+    identity-like tokens masked; ids, case references and timestamps kept. Logs use
+    ``strict=False``: their messages quote values when they carry any, and queue names, hosts
+    and ports must stay readable."""
     if not text:
         return ""
     kept: list[str] = []
@@ -43,7 +45,7 @@ def redact(text: str | None, *, limit: int = 500) -> str:
 
     out = _KEEP.sub(hold, str(text)[:limit * 2])
     out = _QUOTED.sub(lambda m: m.group()[0] + MASK + m.group()[-1], out)
-    for pattern in (_EMAIL, _PHONE, _DATE, _IDENT):
+    for pattern in ((_EMAIL, _PHONE, _DATE, _IDENT) if strict else (_EMAIL, _DATE)):
         out = pattern.sub(MASK, out)
     out = re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], out)
     return out[:limit]

@@ -115,3 +115,64 @@ def test_bar_chart_scales_bars_and_labels_each_bucket():
     assert "Attempts &lt;per&gt; minute" in svg
     assert "06:00 UTC: 8 answered, 2 failed" in svg and "06:01 UTC: 0 answered, 0 failed" in svg
     assert svg.count('class="ok"') == 1 and svg.count('class="bad"') == 1
+
+
+def _management_answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except OSError as exc:
+        return getattr(exc, "code", None) == 401  # it answers, asking for credentials
+    return True
+
+
+def test_figures_from_the_real_management_api(hub_factory, rabbitmq_url):
+    if not _management_answers("http://127.0.0.1:15672/api/overview"):
+        pytest.skip("RabbitMQ's management plugin is not enabled (.ci/run enables it)")
+    hub = hub_factory(broker_url=rabbitmq_url,
+                      connectors={"narsa": lambda: __import__("connectors.base").base
+                                  .MockConnector(lambda e: None, agency="narsa")})
+    hub.setup()
+    from hub.ops import controls
+
+    controls.pause(hub.store, "connector.narsa", actor="admin:test")
+    inspector = QueueInspector(hub, ttl=0)
+    assert inspector.management is not None
+    with hub.run(concurrency=1, cases=0, recorder=False):
+        for serial in (100001, 100011):
+            hub.submit("driving_licence_authentication", licence(serial))
+        queue = hub.topology.agency_queue("narsa")
+        # The management API samples every few seconds: wait for it to see both messages.
+        work = wait_for(lambda: next((f for f in inspector.figures()
+                                      if f.name == queue and f.messages == 2), None),
+                        timeout=30, what="the management API to count two messages")
+    assert work.source == "management" and work.ready == 2 and work.unacked == 0
+    assert work.consumers == 0  # paused: the worker holds no consumer on the queue
+    inspector.close()
+
+
+def test_log_lines_are_json_with_correlation_id_and_no_quoted_values():
+    import io
+    import logging
+
+    from hub.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("hub.test.masking")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("connector.narsa: message failed (message.schema): holder.cnie: %s does"
+                       " not match; mail %s; born %s; queue t3f9a2b1c.agency.narsa on 127.0.0.1:5672",
+                       "'AB123456'", "sara@example.org", "1990-02-03",
+                       extra={"correlation_id": "DLA-2026-D124SBB", "data": {"cnie": "AB123456"}})
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert line["correlation_id"] == "DLA-2026-D124SBB" and "data" not in line
+    for value in ("AB123456", "sara@example.org", "1990-02-03"):
+        assert value not in stream.getvalue()
+    assert "t3f9a2b1c.agency.narsa on 127.0.0.1:5672" in line["msg"]
