@@ -13,6 +13,8 @@ Each agency package carries its defaults in ``connectors/<agency>/agency.yaml``:
     retry: {base_delay: 1, max_delay: 60, max_attempts: 6, jitter: 0.5}
     circuit_breaker: {failure_threshold: 10, reset_timeout: 30}
     concurrency: 4                                  # parallel calls per worker process
+    options: {wsdl: v1/agencies/dgsn.wsdl}          # connector settings
+    simulator_options: {callback_delay: 0.2}        # simulator settings
 
 Overrides, applied in this order: the YAML file named by ``HUB_AGENCIES_FILE`` (a mapping from
 agency name to any of the fields above), then ``HUB_AGENCY_<NAME>_URL``, then what the caller
@@ -67,6 +69,8 @@ class AgencyConfig(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=256)
     #: Connector-specific settings (WSDL name, paths, callback URL...).
     options: dict[str, Any] = Field(default_factory=dict)
+    #: Settings of the agency's simulator (e.g. Health's ``callback_delay``).
+    simulator_options: dict[str, Any] = Field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> "AgencyConfig":
         data = self.model_dump()
@@ -132,8 +136,12 @@ def build_connector(config: AgencyConfig, **dependencies: Any) -> Any:
 
 
 def start_simulators(agencies: Mapping[str, AgencyConfig], *, only: set[str] | None = None,
-                     free_ports: bool = False, host: str = "127.0.0.1") -> dict[str, Any]:
-    """Start the simulator of each agency (on its configured port, or a free one)."""
+                     free_ports: bool = False, host: str = "127.0.0.1",
+                     options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Start the simulator of each agency (on its configured port, or a free one).
+
+    Each simulator gets its agency's ``simulator_options``, then ``options[agency]`` (e.g. the
+    hub's callback URL and the agency's credential)."""
     from urllib.parse import urlparse
 
     started: dict[str, Any] = {}
@@ -142,7 +150,9 @@ def start_simulators(agencies: Mapping[str, AgencyConfig], *, only: set[str] | N
             if config.simulator is None or (only is not None and name not in only):
                 continue
             port = 0 if free_ports else (urlparse(config.base_url).port or 0)
-            started[name] = import_object(config.simulator)(host=host, port=port).start()
+            settings = {**config.simulator_options, **dict((options or {}).get(name, {}))}
+            started[name] = import_object(config.simulator)(host=host, port=port,
+                                                            **settings).start()
     except BaseException:
         for simulator in started.values():
             simulator.stop()

@@ -12,7 +12,7 @@ A REST connector declares its operations; everything else is data (OpenAPI docum
 For each call: the canonical payload is mapped with ``mappings/<agency>/<operation>.request.yaml``,
 validated against the agency's OpenAPI schema, sent with ``X-Road-Client`` and ``X-Road-Id`` (the
 envelope id, which is also the idempotency key), and the answer is checked (status, echoed
-``X-Road-Id``, JSON limits, schema) then mapped back with ``<operation>.reply.yaml`` into a
+``X-Road-Id`` and ``X-Road-Request-Hash``, JSON limits, schema) then mapped back with ``<operation>.reply.yaml`` into a
 `Reply`. The request's operation is named in the envelope's schema: ``<agency>.<operation>.request``.
 """
 from __future__ import annotations
@@ -21,19 +21,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-
 from connectors.base import Connector, Reply, WireStats
+from connectors.http import Answer, agency_session, exchange, tls_options
+from connectors.xml import request_hash
 from hub.envelope import Envelope, MAX_DEPTH, canonical_json, format_timestamp, parse_json
-from hub.errors import (AgencyRefusal, AgencyTimeout, AgencyUnavailable, BadAgencyReply, HubError,
+from hub.errors import (AgencyRefusal, AgencyUnavailable, BadAgencyReply, HubError,
                         MalformedEnvelope, SchemaViolation, UnknownRoute)
 from hub.mapping import Mapping
 from hub.schemas import openapi_validator, validate
-
-#: Largest answer accepted from an agency, before parsing.
-MAX_REPLY_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,17 +39,17 @@ class RestOperation:
     reply_schema: str
     #: HTTP status of an accepted asynchronous request (the answer comes later by callback).
     accepted_status: int | None = None
+    #: Schema of the acknowledgement body (mapped with ``<operation>.accepted.yaml``).
+    accepted_schema: str | None = None
 
 
 class RestConnector(Connector):
     operations: dict[str, RestOperation] = {}
 
     def start(self) -> None:
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, self.config.concurrency))
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._session = agency_session(self.config.concurrency, **tls_options(self.config.options))
         openapi = self.config.options.get("openapi", f"v1/agencies/{self.agency}.openapi.yaml")
+        self._openapi = openapi
         self._compiled: dict[str, tuple[RestOperation, Mapping, Mapping, Any, Any]] = {}
         for name, op in self.operations.items():
             self._compiled[name] = (
@@ -82,9 +77,8 @@ class RestConnector(Connector):
 
     def send(self, envelope: Envelope) -> Reply:
         operation = self.operation_of(envelope)
-        op, to_wire, from_wire, request_validator, reply_validator = self._compiled[operation]
-        context = {"message_id": str(envelope.id), "correlation_id": envelope.correlation_id,
-                   "created_at": format_timestamp(envelope.created_at).replace(".000000", "")}
+        op, to_wire, _, request_validator, _ = self._compiled[operation]
+        context = self.context_of(envelope)
         document = to_wire.apply(envelope.payload, context)
         validate(request_validator, document, what=f"{self.agency} {operation} request")
         body = canonical_json(document)
@@ -97,21 +91,47 @@ class RestConnector(Connector):
         }
         headers.update(self.sign_request(body, envelope))
         response = self._exchange(op, body, headers)
-        if op.accepted_status is not None and response.status_code == op.accepted_status:
-            return Reply(outcome="accepted", pending=True,
-                         wire_digest=hashlib.sha256(response.content).hexdigest())
-        self._check_echo(response, envelope)
+        self._check_echo(response, envelope, body)
         answer = self.verify_reply(response)
+        if op.accepted_status is not None and response.status == op.accepted_status:
+            return self._accepted(operation, answer)
+        return self.parse_answer(operation, answer, context=context)
+
+    @staticmethod
+    def context_of(envelope: Envelope) -> dict[str, str]:
+        return {"message_id": str(envelope.id), "correlation_id": envelope.correlation_id,
+                "created_at": format_timestamp(envelope.created_at).replace(".000000", "")}
+
+    def parse_answer(self, operation: str, answer: bytes, *,
+                     context: dict[str, str] | None = None) -> Reply:
+        """Validate and map an agency's answer to ``operation`` (also what an asynchronous
+        agency's callback carries) into a `Reply`."""
+        _, _, from_wire, _, reply_validator = self._compiled[operation]
+        doc = self._json(answer)
+        validate(reply_validator, doc, what=f"{self.agency} {operation} answer")
+        mapped = from_wire.apply(doc, context or {})
+        return Reply(outcome=mapped["outcome"], data=mapped.get("data", {}),
+                     agency_reference=mapped.get("agency_reference"),
+                     wire_digest=hashlib.sha256(answer).hexdigest())
+
+    def _accepted(self, operation: str, answer: bytes) -> Reply:
+        op = self._compiled[operation][0]
+        reference = None
+        if op.accepted_schema is not None:
+            doc = self._json(answer)
+            validate(openapi_validator(self._openapi, op.accepted_schema), doc,
+                     what=f"{self.agency} {operation} acknowledgement")
+            reference = Mapping.packaged(self.agency, f"{operation}.accepted").apply(doc).get(
+                "agency_reference")
+        return Reply(outcome="accepted", pending=True, agency_reference=reference,
+                     wire_digest=hashlib.sha256(answer).hexdigest())
+
+    def _json(self, answer: bytes) -> Any:
         try:
-            doc = parse_json(answer, what=f"{self.agency} answer", max_depth=MAX_DEPTH)
+            return parse_json(answer, what=f"{self.agency} answer", max_depth=MAX_DEPTH)
         except MalformedEnvelope as exc:
             raise BadAgencyReply(f"{self.agency} answered with unparseable JSON: {exc.message}"
                                  ) from None
-        validate(reply_validator, doc, what=f"{self.agency} {operation} answer")
-        mapped = from_wire.apply(doc, context)
-        return Reply(outcome=mapped["outcome"], data=mapped.get("data", {}),
-                     agency_reference=mapped.get("agency_reference"),
-                     wire_digest=hashlib.sha256(response.content).hexdigest())
 
     # -- seams for message-level security (JWS), overridden once keys are configured -----------
 
@@ -119,40 +139,20 @@ class RestConnector(Connector):
         """Extra headers carrying the request's signature."""
         return {}
 
-    def verify_reply(self, response: requests.Response) -> bytes:
+    def verify_reply(self, response: Answer) -> bytes:
         """The verified answer body; raise `SecurityError` when it cannot be trusted."""
         return response.content
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _exchange(self, op: RestOperation, body: bytes, headers: dict[str, str]
-                  ) -> requests.Response:
+    def _exchange(self, op: RestOperation, body: bytes, headers: dict[str, str]) -> Answer:
         url = self.config.base_url.rstrip("/") + op.path
-        self.last_wire = WireStats(request_bytes=len(body))
-        try:
-            response = self._session.request(op.method, url, data=body, headers=headers,
-                                             timeout=(min(3.0, self.config.timeout),
-                                                      self.config.timeout), stream=True)
-            try:
-                # Read at most one byte over the limit: an oversized answer is refused unread.
-                content = response.raw.read(MAX_REPLY_BYTES + 1, decode_content=True)
-                if len(content) <= MAX_REPLY_BYTES:
-                    response._content = content  # noqa: SLF001 - hand back as a normal response
-                    response._content_consumed = True  # noqa: SLF001 - keeps the connection pooled
-            finally:
-                response.close()
-        except (requests.Timeout, urllib3.exceptions.TimeoutError):
-            raise AgencyTimeout(f"{self.agency} did not answer within {self.config.timeout}s"
-                                ) from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise AgencyUnavailable(f"{self.agency} unreachable: {type(exc).__name__}") from None
-        except (OSError, ValueError) as exc:
-            raise AgencyUnavailable(f"{self.agency} connection failed: {exc!r}") from None
-        self.last_wire = WireStats(request_bytes=len(body), response_bytes=len(content),
-                                   status=response.status_code)
-        if len(content) > MAX_REPLY_BYTES:
-            raise BadAgencyReply(f"{self.agency} answer exceeds {MAX_REPLY_BYTES} bytes")
-        status = response.status_code
+        self.last_wire = WireStats(request_bytes=len(body))  # what went out, even on a timeout
+        response = exchange(self._session, op.method, url, body=body, headers=headers,
+                            agency=self.agency, timeout=self.config.timeout)
+        status = response.status
+        self.last_wire = WireStats(request_bytes=len(body), response_bytes=len(response.content),
+                                   status=status)
         if status == 429 or status >= 500:
             raise AgencyUnavailable(f"{self.agency} answered HTTP {status}", status=status)
         if 400 <= status < 500:
@@ -161,23 +161,28 @@ class RestConnector(Connector):
             raise BadAgencyReply(f"{self.agency} answered unexpected HTTP {status}", status=status)
         return response
 
-    def _refusal(self, response: requests.Response) -> HubError:
+    def _refusal(self, response: Answer) -> HubError:
         code, message = "", ""
         try:
             error = parse_json(response.content, what="error").get("error", {})
             code, message = str(error.get("code", "")), str(error.get("message", ""))[:300]
         except (MalformedEnvelope, AttributeError):
             pass
-        if response.status_code == 422:
+        if response.status == 422:
             return SchemaViolation(f"{self.agency} rejected the request as invalid: {message}",
                                    errors=[{"field": "(agency)", "code": code or "invalid",
                                             "message": message}])
-        return AgencyRefusal(f"{self.agency} refused the request: HTTP {response.status_code}"
-                             f" {code} {message}".strip(), status=response.status_code,
+        return AgencyRefusal(f"{self.agency} refused the request: HTTP {response.status}"
+                             f" {code} {message}".strip(), status=response.status,
                              agency_code=code)
 
-    def _check_echo(self, response: requests.Response, envelope: Envelope) -> None:
+    def _check_echo(self, response: Answer, envelope: Envelope, body: bytes) -> None:
+        """X-Road: the answer echoes the request's id and, when it carries one, the hash of
+        exactly the body that was sent."""
         echoed = response.headers.get("X-Road-Id")
         if echoed is not None and echoed != str(envelope.id):
             raise BadAgencyReply(f"{self.agency} answered for message {echoed},"
                                  f" not {envelope.id}")
+        digest = response.headers.get("X-Road-Request-Hash")
+        if digest is not None and digest != request_hash(body):
+            raise BadAgencyReply(f"{self.agency} answer carries the hash of another request")

@@ -13,7 +13,10 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
     GET  /_sim/effects                  idempotency key -> number of effects (must stay 1)
     POST /_sim/faults   {"kind": "status", "status": 503, "count": 3}
                         {"kind": "timeout", "delay": 10, "rate": 0.05}
-                        {"kind": "malformed", "count": 1}
+                        {"kind": "malformed", "count": 1}   unparseable answer
+                        {"kind": "invalid", "count": 1}     parseable, breaks the agency's schema
+                        {"kind": "soap_fault"}              SOAP agencies: soap:Server fault
+                        {"kind": "duplicate_callback"}      asynchronous agencies: call back twice
                         {"kind": "latency", "delay": 0.05}
     DELETE /_sim/faults                 clear every fault
     POST /_sim/reset                    clear faults, log and memory
@@ -29,6 +32,8 @@ import abc
 import hashlib
 import logging
 import random
+import socket
+import struct
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,8 +45,11 @@ from werkzeug.serving import make_server
 
 log = logging.getLogger(__name__)
 
-FaultKind = Literal["latency", "status", "timeout", "malformed", "soap_fault", "bad_signature",
-                    "duplicate_callback", "reset"]
+FaultKind = Literal["latency", "status", "timeout", "malformed", "invalid", "soap_fault",
+                    "bad_signature", "duplicate_callback", "reset"]
+
+#: Largest request body kept in the log (what the agency saw), in characters.
+LOGGED_BODY_CHARS = 64 * 1024
 
 
 @dataclass
@@ -87,6 +95,8 @@ class RecordedRequest:
     fault: str | None = None
     status: int | None = None
     effect: bool = False
+    #: The request as received (text, cut at `LOGGED_BODY_CHARS`): what the agency saw.
+    body: str = ""
 
 
 @dataclass
@@ -99,14 +109,29 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def _reset_connection() -> None:
+    """Abort the client's TCP connection (RST), as a crashing agency or a firewall would."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Simulator(abc.ABC):
     """Base of every agency simulator. Subclasses register their API routes in `routes`."""
 
     agency: str = "agency"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int = 20261129) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int = 20261129,
+                 **options: Any) -> None:
         self.host = host
         self.port = port
+        #: Simulator settings from ``agency.yaml`` (``simulator_options``) or the caller.
+        self.options = options
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -125,7 +150,8 @@ class Simulator(abc.ABC):
     def routes(self, app: Flask) -> None:
         """Register the agency's endpoints; each should go through `answer`."""
 
-    def answer(self, key: str | None, decide: Any, *, fingerprint: str | None = None) -> Response:
+    def answer(self, key: str | None, decide: Any, *, fingerprint: str | None = None,
+               client: str | None = None) -> Response:
         """Apply faults, then replay the remembered outcome for ``key`` or compute it with
         ``decide() -> Outcome`` (one effect), remember it and send it.
 
@@ -137,8 +163,9 @@ class Simulator(abc.ABC):
         fingerprint = fingerprint or hashlib.sha256(body).hexdigest()
         record = RecordedRequest(
             at=datetime.now(timezone.utc).isoformat(), method=request.method, path=request.path,
-            idempotency_key=key, xroad_client=request.headers.get("X-Road-Client"),
-            body_sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+            idempotency_key=key, xroad_client=client or request.headers.get("X-Road-Client"),
+            body_sha256=hashlib.sha256(body).hexdigest(), size=len(body),
+            body=body[:LOGGED_BODY_CHARS * 4].decode("utf-8", "replace")[:LOGGED_BODY_CHARS])
         with self._lock:
             self.requests.append(record)
             faults = [f for f in self._faults if f.fires(self._rng, body)]
@@ -187,8 +214,16 @@ class Simulator(abc.ABC):
                             content_type="application/json")
         if fault.kind == "malformed":
             return Response(b'{"result": "AUTHENT', status=200, content_type="application/json")
+        if fault.kind == "invalid":
+            return self.invalid_response()
         if fault.kind == "reset":
+            _reset_connection()
             raise ConnectionResetError("injected connection reset")
+        return None
+
+    def invalid_response(self) -> Response | None:
+        """A well-formed answer that breaks the agency's own schema (fault ``invalid``): proves
+        the connector validates what it receives. Subclasses say what such an answer is."""
         return None
 
     # -- fault control, from tests in-process or over HTTP -------------------------------------
@@ -265,7 +300,8 @@ class Simulator(abc.ABC):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self._server = make_server(self.host, self.port, self.app, threaded=True)
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        # A short poll interval makes stop() quick (tests start and stop many simulators).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"sim-{self.agency}", daemon=True)
         self._thread.start()
         return self

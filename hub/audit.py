@@ -14,6 +14,7 @@ Actions, one vocabulary for the whole hub::
     replayed    an operator sent a parked message back              (dlq replay)
     viewed      a person read a case                                (back-office, tracking)
     transitioned  a person moved a case to another status           (back-office)
+    reminded    an applicant was reminded of a coming deadline       (deadlines)
 
 Records carry digests of messages, never their content: the evidence survives the purge of the
 personal data it concerns. Tamper evidence (hash chain, signed checkpoints) plugs in through

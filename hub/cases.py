@@ -86,15 +86,19 @@ class CaseBook:
                  what=f"{definition.name} request")
 
     def open(self, session: Session, service: str, data: dict[str, Any], *, actor: str,
-             language: str = "fr", post: str | None = None) -> OpenedCase:
+             language: str = "fr", post: str | None = None,
+             case_id: str | None = None) -> OpenedCase:
         """Validate and store a new case, then start its route. Raises before writing anything
-        if the service is unknown or the data fails the service's intake schema."""
+        if the service is unknown or the data fails the service's intake schema.
+
+        ``case_id`` makes opening idempotent for callers that derive it from their request
+        (e.g. a document's reference from an agency): a second open with it fails on commit."""
         definition = self.catalog.get(service)
         self.validate_intake(definition, data)
         now = utcnow()
         secret = secrets.token_urlsafe(12)
         case = CaseRow(
-            id=str(uuid.uuid4()), reference=new_reference(definition.reference_prefix, now.year),
+            id=case_id or str(uuid.uuid4()), reference=new_reference(definition.reference_prefix, now.year),
             service=definition.name, service_version=definition.version,
             status=definition.initial_status, post=post or data.get("post"), language=language,
             data=data, secret_hash=secret_hash(secret), created_at=now, updated_at=now,

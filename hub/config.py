@@ -65,6 +65,17 @@ def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
     return names
 
 
+#: The languages of the consular reference guide and the portal.
+LANGUAGES = ("ar", "en", "fr", "es", "it", "nl", "de")
+
+
+def _language(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    if raw not in LANGUAGES:
+        raise ConfigurationError(f"{name} must be one of {', '.join(LANGUAGES)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """The hub's configuration. Build it with `Settings.from_env`; pass it down explicitly."""
@@ -92,6 +103,9 @@ class Settings:
     log_format: str = "json"
     #: Per-agency base URL overrides, from ``HUB_AGENCY_<NAME>_URL``.
     agency_urls: dict[str, str] = field(default_factory=dict)
+    #: Per-agency bearer credentials for inbound calls (Health callback, Justice documents),
+    #: from ``HUB_AGENCY_<NAME>_TOKEN``. An agency without one cannot call the hub.
+    agency_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     #: Tests: a missing RabbitMQ or PostgreSQL is a failure instead of a skip.
     require_services: bool = False
     maintenance: bool = False
@@ -110,6 +124,14 @@ class Settings:
     #: Feature flags, from ``HUB_FEATURES`` (comma-separated): services whose definition names a
     #: ``feature_flag`` are offered only when that flag is listed here.
     features: frozenset[str] = frozenset()
+    #: Where uploaded documents are kept, encrypted (``HUB_ATTACHMENTS_DIR``).
+    attachments_dir: Path | None = None
+    #: Largest accepted document (``HUB_MAX_ATTACHMENT_BYTES``).
+    max_attachment_bytes: int = 5 * 1024 * 1024
+    #: Uploaded documents no request claimed are deleted after this many hours.
+    unclaimed_attachment_hours: int = 24
+    #: Default language of the applicant pages and API messages (``HUB_DEFAULT_LANGUAGE``).
+    default_language: str = "fr"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -122,6 +144,11 @@ class Settings:
             key[len("HUB_AGENCY_"):-len("_URL")].lower(): value
             for key, value in env.items()
             if key.startswith("HUB_AGENCY_") and key.endswith("_URL") and value
+        }
+        agency_tokens = {
+            key[len("HUB_AGENCY_"):-len("_TOKEN")].lower(): value
+            for key, value in env.items()
+            if key.startswith("HUB_AGENCY_") and key.endswith("_TOKEN") and value
         }
         return cls(
             data_dir=data_dir,
@@ -141,6 +168,7 @@ class Settings:
             log_level=(env.get("HUB_LOG_LEVEL") or "INFO").upper(),
             log_format=env.get("HUB_LOG_FORMAT") or "json",
             agency_urls=agency_urls,
+            agency_tokens=agency_tokens,
             require_services=_bool(env, "HUB_REQUIRE_SERVICES", False),
             maintenance=_bool(env, "HUB_MAINTENANCE", False),
             rabbitmq_management_url=env.get("HUB_RABBITMQ_MANAGEMENT_URL") or None,
@@ -150,6 +178,12 @@ class Settings:
             readyz_timeout=_float(env, "HUB_READYZ_TIMEOUT", 2.0, minimum=0.05),
             certificate_min_days=_int(env, "HUB_CERTIFICATE_MIN_DAYS", 7),
             features=_names(env, "HUB_FEATURES"),
+            attachments_dir=Path(env.get("HUB_ATTACHMENTS_DIR") or data_dir / "attachments"),
+            max_attachment_bytes=_int(env, "HUB_MAX_ATTACHMENT_BYTES", 5 * 1024 * 1024,
+                                      minimum=1024),
+            unclaimed_attachment_hours=_int(env, "HUB_UNCLAIMED_ATTACHMENT_HOURS", 24,
+                                            minimum=1),
+            default_language=_language(env, "HUB_DEFAULT_LANGUAGE", "fr"),
         )
 
     def ensure_dirs(self) -> None:
@@ -163,7 +197,9 @@ class Settings:
             text = str(value)
             if f.name == "admin_token" and value:
                 text = "***"
-            if f.name.endswith("_url") and "@" in text:
+            elif f.name == "agency_tokens":
+                text = ", ".join(f"{name}=***" for name in sorted(value))
+            elif f.name.endswith("_url") and "@" in text:
                 scheme, _, rest = text.partition("://")
                 text = f"{scheme}://***@{rest.split('@', 1)[1]}"
             out[f.name] = text

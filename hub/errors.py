@@ -17,12 +17,14 @@ decides what happens next, so the tree is drawn once::
         │   ├── MalformedEnvelope   not JSON, wrong fields or types
         │   ├── MessageTooLarge     over the configured byte limit
         │   ├── SchemaViolation     payload fails its JSON Schema / XSD
+        │   ├── UnsupportedMediaType  a body or document of a type the hub does not accept
         │   └── HostileInput        XXE, entity expansion, DTD, excessive depth
         ├── SecurityError           not attributable or not fresh
         │   ├── SignatureInvalid    missing, wrong, or not covering what is used
         │   ├── UntrustedCertificate unknown, expired or revoked certificate
         │   ├── ReplayDetected      message id seen before, or timestamp outside the window
-        │   └── InvalidToken        access token missing, malformed, expired or not ours (HTTP 401)
+        │   ├── InvalidToken        access token missing, malformed, expired or not ours (HTTP 401)
+        │   └── AccessDenied        known caller, but this is not theirs to see or do (HTTP 403)
         ├── UnknownService          no definition for the service named
         ├── UnknownRoute            no route/step/agency for the message
         ├── AgencyRefusal           the agency refused the request on business grounds (4xx, client fault)
@@ -137,6 +139,12 @@ class SchemaViolation(InvalidMessage):
         return {**super().as_dict(), "errors": self.errors}
 
 
+class UnsupportedMediaType(InvalidMessage):
+    """The body or document is of a type the hub does not accept (judged by its content)."""
+
+    code = "request.unsupported_media_type"
+
+
 class HostileInput(InvalidMessage):
     """The input uses a construct the hub refuses (DTD, entities, excessive depth)."""
 
@@ -201,6 +209,13 @@ class ConfigurationError(PermanentError):
     """The hub is misconfigured."""
 
     code = "config.error"
+
+
+class AccessDenied(SecurityError):
+    """The caller is known but may not read or change this (another post's case, a role that
+    reads status only)."""
+
+    code = "security.forbidden"
 
 
 def classify(exc: BaseException) -> HubError:

@@ -31,6 +31,8 @@ load a `Mapping` once and call `Mapping.apply`.
         when: {path: civil_status, equals: married}  # conditional field
         optional: true                      # absent source leaves the field out
 
+A list of scalars is converted item by item (``transform``, ``date``, ``enum``).
+
 Rules: a source path that is absent is an error unless ``optional`` or ``default`` is given;
 ``when`` accepts ``equals``, ``in``, ``present`` (true/false). Every problem raises
 `SchemaViolation` with the mapping name and field, because a payload that cannot be mapped will not
@@ -199,6 +201,13 @@ def _value(name: str, rule: FieldRule, source: TMapping[str, Any],
             raise _error(name, rule, "type", f"{rule.source!r} must be a list")
         return [_apply(name, rule.each, item if isinstance(item, TMapping) else {"value": item},
                        context) for item in value]
+    if isinstance(value, list) and (rule.transform or rule.date or rule.enum):
+        # A list of scalars: convert every item (e.g. enumerated document names).
+        return [_convert(name, rule, item) for item in value]
+    return _convert(name, rule, value)
+
+
+def _convert(name: str, rule: FieldRule, value: Any) -> Any:
     try:
         if rule.transform is not None:
             value = _TRANSFORMS[rule.transform](value)

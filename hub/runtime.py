@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from connectors.base import Connector
 from connectors.registry import AgencyConfig, build_connector, load_agencies
+from hub.attachments import AttachmentStore, open_cipher
 from hub.audit import AuditLog
 from hub.broker import Broker, open_broker
 from hub.broker.topology import Topology
@@ -75,6 +76,9 @@ class Hub:
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
         self.cases = CaseBook(self.catalog, self.audit, self.seal, node_id=settings.node_id)
+        self.attachments = AttachmentStore(
+            settings.attachments_dir or settings.data_dir / "attachments",
+            open_cipher(settings.keys_dir), max_bytes=settings.max_attachment_bytes)
         self._connector_factories = dict(connectors or {})
         self.breakers = {
             name: CircuitBreaker(name, failure_threshold=config.circuit_breaker.failure_threshold,

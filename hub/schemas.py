@@ -144,6 +144,14 @@ def _describe(error: ValidationError) -> list[dict[str, Any]]:
         extra = [name for name in error.instance if name not in allowed]
         return [{"field": f"{path}.{name}" if path else name, "code": "unexpected",
                  "message": f"{name} is not an expected field"} for name in extra]
+    if error.validator == "anyOf" and error.context and all(
+            e.validator == "required" and list(e.absolute_path) == list(error.absolute_path)
+            for e in error.context):
+        # "A CNIE or a passport number": name the alternatives instead of one of them.
+        options = [f"{path}.{name}" if path else name
+                   for e in error.context for name in e.validator_value]
+        return [{"field": options[0], "code": "required_one_of", "options": options,
+                 "message": f"one of {', '.join(options)} is required"}]
     if error.validator in ("oneOf", "anyOf") and error.context:
         # Report the branch that got furthest: the most specific explanation.
         best = max(error.context, key=lambda e: len(e.absolute_path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -23,10 +23,12 @@ log = logging.getLogger(__name__)
 #: HTTP status for each error class (the most specific class listed wins).
 STATUS: list[tuple[type[errors.HubError], int]] = [
     (errors.MessageTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
     (errors.SchemaViolation, 422),
     (errors.MalformedEnvelope, 400),
     (errors.HostileInput, 400),
     (errors.InvalidMessage, 400),
+    (errors.AccessDenied, 403),
     (errors.SecurityError, 401),
     (errors.UnknownService, 404),
     (errors.UnknownRoute, 404),
@@ -50,11 +52,16 @@ def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Respons
     return jsonify(body), status
 
 
-def create_app(hub: Any, *, max_content_length: int | None = None) -> Flask:
+def create_app(hub: Any, *, max_content_length: int | None = None,
+               authenticate: Callable[[str], Any] | None = None) -> Flask:
+    """``authenticate`` turns a bearer token into a `hub.access.Principal` (or raises
+    `SecurityError`); without it the back-office refuses every request."""
     app = Flask("hub")
     app.config["MAX_CONTENT_LENGTH"] = max_content_length or hub.settings.max_message_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = hub
+    if authenticate is not None:
+        app.extensions["hub.authenticate"] = authenticate
 
     @app.before_request
     def _correlation() -> None:
@@ -91,9 +98,17 @@ def create_app(hub: Any, *, max_content_length: int | None = None) -> Flask:
 
     from hub import health
     from hub.admin import init_app as init_admin
+    from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
+    from hub.submissions import Submissions
 
+    from hub.backoffice import StaffDesk, blueprint as backoffice
+
+    app.extensions["hub.submissions"] = Submissions(hub)
+    app.extensions["hub.desk"] = StaffDesk(hub)
     app.register_blueprint(intake)
+    app.register_blueprint(backoffice)
+    app.register_blueprint(inbound)
     health.init_app(app)  # /healthz, /readyz, /metrics
     init_admin(app)       # /admin console and /admin/api
     return app

@@ -18,17 +18,16 @@ import threading
 from typing import Callable
 
 from hub import broker as b
+from hub.answers import queue_answer
 from hub.audit import AuditLog, AuditRecord
 from hub.broker import Broker, Delivery
-from hub.broker.topology import case_routing_key
 from hub.cases import CaseBook
 from hub.circuit import CircuitBreaker
 from hub.deadletters import park_headers
-from hub.envelope import Envelope, SchemaRef
+from hub.envelope import Envelope
 from hub.errors import HubError, PermanentError, UnknownRoute, classify
 from hub.idempotency import mark_processed, was_processed
 from hub.ops.hooks import Hop, Observer
-from hub.outbox import enqueue
 from hub.retry import RetryPolicy
 from hub.seal import Seal
 from hub.store import Store
@@ -205,8 +204,6 @@ class ConnectorWorker(Consumer):
             raise
         self._note_wire(hop)
         self.breaker.record_success()
-        agency = self.connector.agency  # type: ignore[attr-defined]
-        operation = envelope.schema_ref.name.removesuffix(".request")
         with self.store.transaction() as session:
             if mark_processed(session, self.component, message_id):
                 exchange = session.get(ExchangeRow, message_id)
@@ -220,22 +217,13 @@ class ConnectorWorker(Consumer):
                 self.observer.record(session, hop.settled(
                     "pending" if reply.pending else "succeeded", answer=reply.outcome))
                 if reply.pending:
-                    if exchange is not None:
+                    # The answer comes by callback; it may even have arrived already (then the
+                    # exchange is no longer queued and keeps what the callback recorded).
+                    if exchange is not None and exchange.status == "queued":
                         exchange.status = "acknowledged"
                 else:
-                    answer = envelope.reply(
-                        schema=SchemaRef(name=f"{operation}.reply", version="1"),
-                        payload={"outcome": reply.outcome, "data": reply.data,
-                                 "agency_reference": reply.agency_reference,
-                                 "wire_digest": reply.wire_digest})
-                    enqueue(session, self.seal, answer,
-                            case_routing_key(envelope.service, "reply"))
-                    self.audit.append(session, AuditRecord(
-                        action="answered", actor=f"agency:{agency}", component=self.component,
-                        message_id=str(answer.id), correlation_id=envelope.correlation_id,
-                        digest=reply.wire_digest, outcome=reply.outcome,
-                        details={"request": message_id,
-                                 "agency_reference": reply.agency_reference}))
+                    queue_answer(session, audit=self.audit, seal=self.seal, request=envelope,
+                                 reply=reply, component=self.component)
         delivery.ack()
         self.on_commit()
 

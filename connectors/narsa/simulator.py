@@ -15,6 +15,7 @@ from flask import Flask, Response, request
 
 from connectors.narsa import register
 from connectors.simulator import Outcome, Simulator
+from connectors.xml import request_hash
 from hub.envelope import canonical_json
 from hub.schemas import openapi_validator, field_errors
 
@@ -38,7 +39,14 @@ class NarsaSimulator(Simulator):
             response = self.answer(key, lambda: self._verify(key))
             response.headers["X-Road-Id"] = key or ""
             response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")
+            response.headers["X-Road-Request-Hash"] = request_hash(request.get_data())
             return response
+
+    def invalid_response(self) -> Response:
+        # Parseable JSON whose result is not one NARSA's schema allows.
+        return Response(canonical_json({"verificationId": "NV-2026-000001", "result": "MAYBE",
+                                        "checkedAt": "2026-01-01T00:00:00Z"}),
+                        status=200, content_type="application/json")
 
     def _verify(self, key: str | None) -> Outcome:
         if not key or not request.headers.get("X-Road-Client"):

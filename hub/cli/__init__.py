@@ -7,6 +7,8 @@
     hub simulators      the agency simulators
     hub dlq ...         list, show, replay dead letters
     hub db upgrade      apply database migrations
+    hub deadlines ...   apply deadlines once (sweep) or run the scheduler (run)
+    hub connector new   scaffold a new agency connector (--soap or --rest)
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ COMMAND_MODULES = (
     "hub.cli.dlq",
     "hub.cli.db",
     "hub.cli.chaos",
+    "hub.cli.deadlines",
+    "hub.cli.connector",
 )
 
 

@@ -92,12 +92,21 @@ def relay() -> None:
 @click.command()
 @click.option("--only", "only", multiple=True, help="Start only this agency's simulator.")
 def simulators(only: tuple[str, ...]) -> None:
-    """Start the agency simulators on their configured ports until SIGTERM."""
+    """Start the agency simulators on their configured ports until SIGTERM.
+
+    Health calls back the hub at HUB_HTTP_HOST:HUB_HTTP_PORT with HUB_AGENCY_HEALTH_TOKEN."""
     from connectors.registry import load_agencies, start_simulators
 
     current = settings()
     agencies = load_agencies(overrides_file=current.agencies_file, urls=current.agency_urls)
-    started = start_simulators(agencies, only=set(only) or None)
+    # Agencies that call the hub back (Health's decisions, Justice's documents) need its address
+    # and their credential.
+    hub_url = f"http://{current.http_host}:{current.http_port}"
+    options = {name: {"callback_url": hub_url,
+                      **({"token": current.agency_tokens[name]}
+                         if name in current.agency_tokens else {})}
+               for name in agencies if name in ("health", "justice")}
+    started = start_simulators(agencies, only=set(only) or None, options=options)
     for name, simulator in started.items():
         click.echo(f"{name:10} {simulator.url}")
     stop = threading.Event()

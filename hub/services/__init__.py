@@ -46,7 +46,9 @@ Beyond the route, a definition may carry:
 - **record**: cases of this service in these statuses are a current record of a kind that other
   services look up (``record: {kind: consular_registration, statuses: [registered],
   subject: person}``).
-- **guide**: the consular reference guide's structured content (see `hub.guide`).
+- **guide**: the consular reference guide's entry: title, summary, who applies, eligibility,
+  fees, processing steps, whether an appointment is needed (English message ids translated by
+  the catalogs; the required documents come from the intake schema, see `hub.guide`).
 
 Adding a service is a new definition file, an intake schema, mappings for any new agency
 operation and translations; no Python. `ServiceCatalog` loads and checks them all once.
@@ -73,6 +75,9 @@ class StateInfo(BaseModel):
 
     initial: bool = False
     final: bool = False
+    #: Staff moving a case here must attach the signed outcome document (the authorisation,
+    #: the attestation, the certificate of delivery).
+    outcome_document: bool = False
 
 
 class Transition(BaseModel):
@@ -158,6 +163,31 @@ class RecordSpec(BaseModel):
     subject: str = "person"
 
 
+class Fees(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Amount in ``currency`` (0: free of charge; None: set by the post, see ``note``).
+    amount: float | None = None
+    currency: str = Field(default="MAD", pattern=r"^[A-Z]{3}$")
+    note: str | None = None
+
+
+class Guide(BaseModel):
+    """The consular reference guide's entry for a service. Texts are English message ids,
+    translated by the catalogs (`hub.i18n`); the documents come from the intake schema."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    summary: str
+    who: str
+    eligibility: tuple[str, ...] = ()
+    fees: Fees = Fees()
+    steps: tuple[str, ...] = ()
+    #: none | optional | required: whether the applicant books an appointment at the post.
+    appointment: Literal["none", "optional", "required"] = "none"
+
+
 class Route(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -185,8 +215,8 @@ class ServiceDefinition(BaseModel):
     reference_prefix: str = Field(pattern=r"^[A-Z]{2,4}$")
     intake_schema: str
     feature_flag: str | None = None
-    #: Free-form presentation data (guide texts keys, documents, fees) used by the pages.
-    guide: dict[str, Any] = Field(default_factory=dict)
+    #: The reference guide's entry (title, summary, eligibility, fees, steps).
+    guide: Guide | None = None
     states: dict[str, StateInfo]
     transitions: tuple[Transition, ...]
     route: Route | None = None

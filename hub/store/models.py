@@ -165,6 +165,56 @@ class DeadLetterRow(Base):
     __table_args__ = (UniqueConstraint("message_id", "dead_lettered_at", name="uq_dead_letter"),)
 
 
+class AttachmentRow(Base):
+    """A document uploaded for a case: its metadata here, its bytes encrypted outside the rows.
+
+    An applicant uploads first (``case_id`` empty: unclaimed), then names the reference in a
+    request; the request claims it for its case. Staff attach outcome documents (``kind``
+    ``outcome``: the authorisation, the attestation, the delivery certificate).
+    """
+
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(String(72), primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                                index=True)
+    #: applicant | outcome
+    kind: Mapped[str] = mapped_column(String(16), default="applicant")
+    #: Where the case names it, e.g. ``documents.death_certificate`` (set when claimed).
+    field: Mapped[str | None] = mapped_column(String(128))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the plain content (evidence; the content itself is never in the database).
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: Path of the encrypted file, relative to the attachments directory.
+    storage_key: Mapped[str] = mapped_column(String(200))
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+
+
+class NotificationRow(Base):
+    """A message for an applicant, e.g. a reminder that a deadline approaches. Unique per case
+    and ``key``, so a scheduler that runs twice (or two schedulers) never sends it twice."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    #: deadline_reminder
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    language: Mapped[str] = mapped_column(String(8))
+    #: What the message says, as data: e.g. {"status": "registered", "to": "lapsed",
+    #: "due_at": "2029-03-01T...", "days_before": 30} (no personal data).
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set by whatever delivers it (e-mail, SMS); until then the tracking page shows it.
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_notification_key"),)
+
+
 # -- operations (issue 7): operational monitoring records, controls, worker heartbeats ---------
 
 class OperationalRecordRow(Base):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import staff_moves, wait_for_status
+from hub.mockagencies import staff_moves, wait_for_status
 from hub.errors import UnknownService
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from conftest import staff_moves, wait_for_status
+from hub.mockagencies import staff_moves, wait_for_status
 from hub.cases import find_case
 from hub.demo_scenarios import sample_request
 from hub.store.models import CaseEvent, ExchangeRow

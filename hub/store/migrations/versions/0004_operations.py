@@ -1,14 +1,14 @@
 """operations: operational records, operator controls, worker heartbeats
 
-Revision ID: 0002_operations
-Revises: 0001
+Revision ID: 0004_operations
+Revises: 0003_deadlines
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0002_operations"
-down_revision = "0001"
+revision = "0004_operations"
+down_revision = "0003_deadlines"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,185 @@
+"""The hub's SOAP service for the Ministry of Justice: judicial documents to serve abroad.
+
+Justice calls ``SubmitJudicialDocument`` (WSDL served at ``/inbound/v1/justice?wsdl``, messages
+in ``schemas/v1/agencies/justice-inbound.xsd``) with the X-Road 4.0 header. The hub:
+
+1. parses the message safely and authenticates the caller (`hub.inbound.authenticate`: Justice's
+   X-Road client identity and credential; signatures plug into `hub.inbound.verify_message`);
+2. validates the body against the XSD and maps it to case data with
+   ``mappings/justice/submit_judicial_document.inbound.yaml``;
+3. opens a ``judicial_documents`` case at the post covering the addressee's address
+   (`hub.posts.post_for_address`; none: the central directorate). The case id derives from the
+   Justice reference, so a document sent twice opens one case and gets the same answer;
+4. answers with the case reference and the post, echoing the X-Road header with
+   ``requestHash``.
+
+Failures are SOAP 1.1 faults: ``soapenv:Client`` with a detail code (``INVALID_REQUEST``,
+``UNAUTHENTICATED``, ``UNKNOWN_OPERATION``...) for what the caller must fix, ``soapenv:Server``
+for what may succeed later.
+"""
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from lxml import etree
+from sqlalchemy.exc import IntegrityError
+
+from connectors.xml import (LOCAL_SCHEMAS, PROTOCOL_VERSION, SOAP_ENV, XRoadHeader, body_of,
+                            echoed_header, from_dict, local, parse_xml, serialize, soap_envelope,
+                            soap_fault, to_dict, validate_xml, xml_schema)
+from hub.errors import (HubError, MalformedEnvelope, SecurityError, SchemaViolation, UnknownRoute)
+from hub.mapping import Mapping
+from hub.posts import post_for_address
+from hub.store.models import CaseRow
+
+NAMESPACE = "urn:ma:gov:maec:econsulat:judicial:v1"
+SERVICE = "judicial_documents"
+OPERATION = "submitJudicialDocument"
+WSDL = "v1/agencies/justice-inbound.wsdl"
+XSD = "v1/agencies/justice-inbound.xsd"
+XML = "text/xml; charset=utf-8"
+#: Case ids of judicial documents are uuid5(this, Justice's reference): one case per document.
+CASE_NAMESPACE = uuid.UUID("6f1d3c52-2f9b-4d0e-9a55-1d1a3b7c2e10")
+#: Files the served WSDL imports, by the name they are served under.
+SCHEMA_FILES = {
+    "justice-inbound.xsd": ("schemas", "v1/agencies/justice-inbound.xsd"),
+    "xroad.xsd": ("schemas", "v1/xroad/xroad.xsd"),
+    "identifiers.xsd": ("schemas", "v1/xroad/identifiers.xsd"),
+    "xml.xsd": ("local", "http://www.w3.org/2009/01/xml.xsd"),
+}
+
+
+def register(blueprint: Blueprint) -> None:
+    blueprint.add_url_rule("/justice", "justice_wsdl", wsdl, methods=["GET"])
+    blueprint.add_url_rule("/justice/schemas/<name>", "justice_schema", schema, methods=["GET"])
+    blueprint.add_url_rule("/justice", "justice_soap", submit, methods=["POST"])
+
+
+# -- the WSDL and its schemas, addressed to wherever the hub is reached -------------------------
+
+def _base() -> str:
+    return request.host_url.rstrip("/") + "/inbound/v1/justice"
+
+
+def wsdl() -> Response:
+    if "wsdl" not in {k.lower() for k in request.args}:
+        return Response("ask for ?wsdl\n", status=400, content_type="text/plain")
+    document = _load(("schemas", WSDL))
+    base = _base()
+    for node in document.iter("{http://www.w3.org/2001/XMLSchema}import"):
+        name = node.get("schemaLocation", "").rsplit("/", 1)[-1]
+        node.set("schemaLocation", f"{base}/schemas/{name}")
+    for node in document.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address"):
+        node.set("location", base)
+    return Response(serialize(document), content_type=XML)
+
+
+def schema(name: str) -> Response:
+    if name not in SCHEMA_FILES:
+        raise UnknownRoute(f"no schema {name}")
+    document = _load(SCHEMA_FILES[name])
+    base = _base()
+    for node in document.iter("{http://www.w3.org/2001/XMLSchema}import"):
+        location = node.get("schemaLocation", "")
+        served = location.rsplit("/", 1)[-1]
+        if served in SCHEMA_FILES:
+            node.set("schemaLocation", f"{base}/schemas/{served}")
+    return Response(serialize(document), content_type=XML)
+
+
+def _load(source: tuple[str, str]) -> etree._Element:
+    kind, where = source
+    if kind == "local":
+        data = LOCAL_SCHEMAS[where].read_bytes()
+    else:
+        data = resources.files("schemas").joinpath(*where.split("/")).read_bytes()
+    return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True,
+                                                  load_dtd=False))
+
+
+# -- SubmitJudicialDocument -------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _inbound_mapping() -> Mapping:
+    return Mapping.packaged("justice", "submit_judicial_document.inbound")
+
+
+def submit() -> Response:
+    from hub.inbound import authenticate, verify_message
+
+    raw = request.get_data()
+    envelope: etree._Element | None = None
+    try:
+        envelope = parse_xml(raw, what="request", error=MalformedEnvelope)
+        header = XRoadHeader.from_envelope(envelope)
+        if header is None or header.protocol_version != PROTOCOL_VERSION:
+            raise MalformedEnvelope("the X-Road 4.0 header (client, service, id,"
+                                    " protocolVersion) is required", code="MISSING_XROAD_HEADER")
+        authenticate("justice", client=header.client)
+        envelope = parse_xml(verify_message("justice", raw, request.headers), what="request",
+                             error=MalformedEnvelope)
+        body = body_of(envelope, what="request", error=MalformedEnvelope)
+        if (local(body.tag) != "SubmitJudicialDocumentRequest"
+                or etree.QName(body).namespace != NAMESPACE
+                or OPERATION not in header.service.split("/")):
+            raise UnknownRoute(f"no operation {body.tag} / {header.service}",
+                               code="UNKNOWN_OPERATION")
+        validate_xml(xml_schema(XSD), body, what="judicial document")
+        data = _inbound_mapping().apply(to_dict(body))
+        case = open_document(data)
+    except HubError as error:
+        return _fault(error, envelope, raw)
+    answer = from_dict(etree.Element(f"{{{NAMESPACE}}}SubmitJudicialDocumentResponse",
+                                     nsmap={None: NAMESPACE}), NAMESPACE, {
+        "caseReference": case["reference"], "post": case["post"], "status": "RECEIVED",
+        "receivedAt": case["received_at"]})
+    return Response(serialize(soap_envelope(answer, echoed_header(envelope, raw))),
+                    content_type=XML)
+
+
+def open_document(data: dict[str, Any]) -> dict[str, Any]:
+    """Open the case of a judicial document once; a repeat returns the case already opened."""
+    hub = current_app.extensions["hub"]
+    case_id = str(uuid.uuid5(CASE_NAMESPACE, data["justice_reference"]))
+    address = data["addressee"]["address"]
+    post = post_for_address(address["country"], address["city"])
+    try:
+        with hub.store.transaction() as session:
+            existing = session.get(CaseRow, case_id)
+            if existing is None:
+                opened = hub.cases.open(session, SERVICE, data, actor="agency:justice",
+                                        post=post.code if post else None, case_id=case_id)
+                found = _summary(opened.case)
+            else:
+                found = _summary(existing)
+    except IntegrityError:  # the same document, sent twice at once: the other call opened it
+        with hub.store.session() as session:
+            found = _summary(session.get(CaseRow, case_id))
+    hub.relay.wake()
+    return found
+
+
+def _summary(case: CaseRow) -> dict[str, Any]:
+    return {"reference": case.reference, "post": case.post,
+            "received_at": case.created_at.isoformat().replace("+00:00", "Z")}
+
+
+def _fault(error: HubError, envelope: etree._Element | None, raw: bytes) -> Response:
+    client = not error.transient
+    code = error.code
+    if isinstance(error, SchemaViolation):
+        code = "INVALID_REQUEST"
+    elif isinstance(error, SecurityError):
+        code = "UNAUTHENTICATED"
+    detail = from_dict(etree.Element(f"{{{NAMESPACE}}}BusinessFault", nsmap={None: NAMESPACE}),
+                       NAMESPACE, {"code": code, "message": error.message[:500]})
+    header = echoed_header(envelope, raw) if envelope is not None and envelope.find(
+        f"{{{SOAP_ENV}}}Header") is not None else []
+    document = soap_fault("Client" if client else "Server", error.message[:500], detail=detail,
+                          header=header)
+    status = 401 if isinstance(error, SecurityError) else 500
+    return Response(serialize(document), status=status, content_type=XML)

@@ -1,0 +1,22 @@
+"""Interior's connector against its simulator: the conformance kit."""
+from __future__ import annotations
+
+from connectors.conformance import ConnectorConformance, Sample
+from connectors.samples import burial, deceased, family_contact
+
+
+def permit(commune: str = "Casablanca") -> dict:
+    return {"deceased": deceased(), "burial": burial(commune), "family_contact": family_contact()}
+
+
+class TestInteriorConformance(ConnectorConformance):
+    agency = "interior"
+    samples = [
+        Sample("burial_permit", permit("Casablanca"), "granted"),
+        Sample("burial_permit", permit("Fès"), "granted", name="burial_permit-accents"),
+        Sample("burial_permit", permit("Springfield"), "refused"),
+    ]
+    invalid_requests = [
+        Sample("burial_permit", {**permit(), "family_contact": {**family_contact(),
+                                                                "phone": "call me"}}),
+    ]

@@ -1,0 +1,17 @@
+"""NARSA's connector against its simulator: the conformance kit."""
+from __future__ import annotations
+
+from connectors.conformance import ConnectorConformance, Sample
+from connectors.samples import licence, person
+
+
+class TestNarsaConformance(ConnectorConformance):
+    agency = "narsa"
+    samples = [
+        Sample("verify_licence", licence("authentic"), "authentic"),
+        Sample("verify_licence", licence("not_authentic"), "not_authentic"),
+        Sample("verify_licence", licence("unknown"), "unknown"),
+    ]
+    invalid_requests = [
+        Sample("verify_licence", {**licence("authentic"), "holder": person("12")}),
+    ]
