@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary,
-                        String, Text, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -246,7 +246,7 @@ class OperationalRecordRow(Base):
     response_in_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Agency round trip (request out -> response in), milliseconds.
-    duration_ms: Mapped[float | None] = mapped_column()
+    duration_ms: Mapped[float | None] = mapped_column(Float)
     request_bytes: Mapped[int | None] = mapped_column(Integer)
     response_bytes: Mapped[int | None] = mapped_column(Integer)
     node: Mapped[str | None] = mapped_column(String(128))
