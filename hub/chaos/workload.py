@@ -23,12 +23,24 @@ class Planned:
 
 
 def automatic_scenarios(catalog: Any) -> list[Any]:
-    """The demo's scenarios that need no fault and no person to complete, for enabled services."""
-    from hub.demo import scenarios
+    """Cases that complete without a person: the demo's scenarios without faults, and the
+    services' sample requests whose route is synchronous agency calls only, for enabled
+    services. (Repatriation is left out until the run serves Health's callbacks: a simulated
+    agency retries a callback for about 3 s, less than a database restart lasts.)"""
+    from hub.demo import Scenario, scenarios
 
+    found = [s for s in scenarios() if not s.faults and not s.replay and s.outcomes]
+    try:
+        from hub.demo_scenarios import sample_request
+    except ImportError:  # pragma: no cover - older catalogues have no samples
+        sample_request = None
+    if sample_request is not None:
+        for service in ("consular_registration_new", "consular_registration_renewal"):
+            found.append(Scenario(f"{service} confirmed", service,
+                                  lambda service=service: sample_request(service),
+                                  {"identity_check": "confirmed"}, "identity_verified"))
     enabled = set(catalog.names())
-    return [s for s in scenarios()
-            if not s.faults and not s.replay and s.service in enabled and s.outcomes]
+    return [s for s in found if s.service in enabled]
 
 
 def plan(catalog: Any, exchanges: int) -> list[Planned]:
@@ -58,16 +70,12 @@ def agencies_of(planned: list[Planned], catalog: Any) -> set[str]:
 
 
 def supports_fault(simulator: Any, kind: str) -> bool:
-    """Whether ``simulator`` does something for fault ``kind`` (the base class ignores kinds it
-    does not know, e.g. ``bad_signature`` on an agency that does not sign its answers)."""
-    from connectors.simulator import Simulator
-
+    """Whether ``simulator`` plays fault ``kind``. The base class silently ignores kinds it does
+    not know (``bad_signature`` on an agency that does not sign its answers), so anything beyond
+    the common kinds must be declared in the simulator's ``supported_faults``."""
     if kind in ("status", "timeout", "latency", "malformed", "reset"):
-        return True
-    declared = getattr(simulator, "supported_faults", None)
-    if declared is not None:
-        return kind in declared
-    return type(simulator).fault_response is not Simulator.fault_response
+        return True  # every simulator plays these (connectors.simulator.Simulator)
+    return kind in getattr(simulator, "supported_faults", ())
 
 
 def inject_faults(simulators: dict[str, Any], *, timeout: float) -> dict[str, list[Any]]:
