@@ -21,6 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Chaos tests restart RabbitMQ and PostgreSQL: never run them beside other tests.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos -p no:xdist $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

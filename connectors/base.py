@@ -53,8 +53,21 @@ class Reply:
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
+@dataclass
+class WireStats:
+    """Sizes of the last exchange on the wire, for operational records. A connector sets
+    ``self.last_wire`` when it sends (request size) and when the answer arrives."""
+
+    request_bytes: int | None = None
+    response_bytes: int | None = None
+    status: int | None = None
+
+
 class Connector(abc.ABC):
     """Base class of every agency connector."""
+
+    #: What the last `send` put on and took off the wire (None when the connector does not say).
+    last_wire: WireStats | None = None
 
     def __init__(self, config: "AgencyConfig", **dependencies: Any) -> None:
         self.config = config

@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Connector, Reply
+from connectors.base import Connector, Reply, WireStats
 from connectors.http import Answer, agency_session, exchange, tls_options
 from connectors.xml import request_hash
 from hub.envelope import Envelope, MAX_DEPTH, canonical_json, format_timestamp, parse_json
@@ -152,9 +152,12 @@ class RestConnector(Connector):
 
     def _exchange(self, op: RestOperation, body: bytes, headers: dict[str, str]) -> Answer:
         url = self.config.base_url.rstrip("/") + op.path
+        self.last_wire = WireStats(request_bytes=len(body))  # what went out, even on a timeout
         response = exchange(self._session, op.method, url, body=body, headers=headers,
                             agency=self.agency, timeout=self.config.timeout)
         status = response.status
+        self.last_wire = WireStats(request_bytes=len(body), response_bytes=len(response.content),
+                                   status=status)
         if status == 429 or status >= 500:
             raise AgencyUnavailable(f"{self.agency} answered HTTP {status}", status=status)
         if 400 <= status < 500:

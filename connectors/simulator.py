@@ -62,8 +62,16 @@ class Fault:
     delay: float = 0.0
     #: Only requests whose body contains this text are affected (targets one case in a crowd).
     match: str | None = None
+    #: How many requests this fault hit so far (chaos reports read it).
+    fired: int = 0
 
     def fires(self, rng: random.Random, body: bytes = b"") -> bool:
+        hit = self._hits(rng, body)
+        if hit:
+            self.fired += 1
+        return hit
+
+    def _hits(self, rng: random.Random, body: bytes) -> bool:
         if self.match is not None and self.match.encode("utf-8") not in body:
             return False
         if self.count is not None:

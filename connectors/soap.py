@@ -39,7 +39,7 @@ import zeep.helpers
 from lxml import etree
 from zeep.transports import Transport
 
-from connectors.base import Connector, Reply
+from connectors.base import Connector, Reply, WireStats
 from connectors.http import Answer, agency_session, exchange, tls_options
 from connectors.signing import replace_body
 from connectors.xml import (LOCAL_SCHEMAS, SOAP_ENV, XRoadHeader, body_of, local, parse_xml,
@@ -177,10 +177,13 @@ class SoapConnector(Connector):
         message = self._build(op, self.header_for(op, envelope), document, operation)
         message = self.sign_message(message, envelope)
         raw = serialize(message)
+        self.last_wire = WireStats(request_bytes=len(raw))  # what went out, even on a timeout
         answer = exchange(self._session, "POST", self._address, body=raw, agency=self.agency,
                           timeout=self.config.timeout,
                           headers={"Content-Type": "text/xml; charset=utf-8",
                                    "SOAPAction": f'"{self._soap_action(op)}"'})
+        self.last_wire = WireStats(request_bytes=len(raw), response_bytes=len(answer.content),
+                                   status=answer.status)
         doc = self._parse(answer)
         fault = doc.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault")
         if fault is not None or answer.status != 200:

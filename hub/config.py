@@ -109,6 +109,18 @@ class Settings:
     #: Tests: a missing RabbitMQ or PostgreSQL is a failure instead of a skip.
     require_services: bool = False
     maintenance: bool = False
+    #: RabbitMQ management API for queue rates and ages; None: derived from the broker URL
+    #: (port 15672) and used when it answers; "off": never asked.
+    rabbitmq_management_url: str | None = None
+    #: Operators' bearer token for the console and admin API until personal tokens are issued;
+    #: None: read (or created) in ``$HUB_KEYS_DIR/admin-token``.
+    admin_token: str | None = None
+    #: `/metrics` and `/readyz`: how long a computed answer is reused, each check's time limit,
+    #: and how many days before a certificate expires readiness starts failing.
+    metrics_cache_seconds: float = 5.0
+    readyz_cache_seconds: float = 2.0
+    readyz_timeout: float = 2.0
+    certificate_min_days: int = 7
     #: Feature flags, from ``HUB_FEATURES`` (comma-separated): services whose definition names a
     #: ``feature_flag`` are offered only when that flag is listed here.
     features: frozenset[str] = frozenset()
@@ -159,6 +171,12 @@ class Settings:
             agency_tokens=agency_tokens,
             require_services=_bool(env, "HUB_REQUIRE_SERVICES", False),
             maintenance=_bool(env, "HUB_MAINTENANCE", False),
+            rabbitmq_management_url=env.get("HUB_RABBITMQ_MANAGEMENT_URL") or None,
+            admin_token=env.get("HUB_ADMIN_TOKEN") or None,
+            metrics_cache_seconds=_float(env, "HUB_METRICS_CACHE_SECONDS", 5.0),
+            readyz_cache_seconds=_float(env, "HUB_READYZ_CACHE_SECONDS", 2.0),
+            readyz_timeout=_float(env, "HUB_READYZ_TIMEOUT", 2.0, minimum=0.05),
+            certificate_min_days=_int(env, "HUB_CERTIFICATE_MIN_DAYS", 7),
             features=_names(env, "HUB_FEATURES"),
             attachments_dir=Path(env.get("HUB_ATTACHMENTS_DIR") or data_dir / "attachments"),
             max_attachment_bytes=_int(env, "HUB_MAX_ATTACHMENT_BYTES", 5 * 1024 * 1024,
@@ -177,7 +195,9 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             text = str(value)
-            if f.name == "agency_tokens":
+            if f.name == "admin_token" and value:
+                text = "***"
+            elif f.name == "agency_tokens":
                 text = ", ".join(f"{name}=***" for name in sorted(value))
             elif f.name.endswith("_url") and "@" in text:
                 scheme, _, rest = text.partition("://")

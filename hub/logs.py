@@ -20,19 +20,26 @@ ALLOWED_EXTRA = frozenset({"correlation_id", "message_id", "agency", "service", 
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. The message and any traceback pass through
+    `hub.ops.masking.redact` (quoted values, e-mails and dates masked; ids, case references,
+    timestamps, queue names and hosts kept), because an error message can quote a value from a
+    form."""
+
     def format(self, record: logging.LogRecord) -> str:
+        from hub.ops.masking import redact
+
         line = {
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage(), limit=4000, strict=False),
         }
         for key in ALLOWED_EXTRA:
             value = record.__dict__.get(key)
             if value is not None:
                 line[key] = value
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = redact(self.formatException(record.exc_info), limit=20000, strict=False)
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

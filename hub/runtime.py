@@ -29,6 +29,7 @@ from hub.circuit import CircuitBreaker
 from hub.config import Settings
 from hub.deadletters import DeadLetterRecorder
 from hub.errors import ConfigurationError
+from hub.ops.hooks import Observer
 from hub.outbox import OutboxRelay
 from hub.retry import RetryPolicy
 from hub.seal import HmacSeal, Seal, load_or_create_key
@@ -48,7 +49,7 @@ class Hub:
                  agency_overrides: Mapping[str, Mapping[str, Any]] | None = None,
                  connectors: Mapping[str, Callable[[], Connector]] | None = None,
                  catalog: ServiceCatalog | None = None, seal: Seal | None = None,
-                 features: Iterable[str] = ()) -> None:
+                 features: Iterable[str] = (), observer: Observer | None = None) -> None:
         self.settings = settings
         settings.ensure_dirs()
         self.store = store or Store.from_url(settings.database_url)
@@ -84,6 +85,12 @@ class Hub:
                                  reset_timeout=config.circuit_breaker.reset_timeout)
             for name, config in self.agencies.items()
         }
+        if observer is None:
+            from hub.ops.observer import StoreObserver
+
+            observer = StoreObserver(self.store, breakers=self.breakers)
+        #: Operations seam (operational records, pause switches, heartbeats).
+        self.observer = observer
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -131,7 +138,8 @@ class Hub:
         return dict(queue=queue, store=self.store, audit=self.audit, seal=self.seal,
                     policy=policy, broker_factory=self.open_broker,
                     max_message_bytes=self.settings.max_message_bytes,
-                    prefetch=self.settings.prefetch, on_commit=self.relay.wake)
+                    prefetch=self.settings.prefetch, on_commit=self.relay.wake,
+                    observer=self.observer)
 
     def connector_worker(self, agency: str) -> ConnectorWorker:
         config = self.agencies[agency]
@@ -152,16 +160,23 @@ class Hub:
             ) -> Iterator["Runner"]:
         """Run parts in threads of this process until the block ends (then drain and stop)."""
         runner = Runner()
+        components: list[str] = []
         if relay:
             runner.add("relay", self.relay.run)
+            components.append("relay")
         for n in range(cases):
             runner.add(f"cases-{n}", self.case_worker().run)
+            components.append("cases")
         for agency in (self.agencies if agencies is None else agencies):
             threads = concurrency or self.agencies[agency].concurrency
             for n in range(threads):
                 runner.add(f"connector-{agency}-{n}", self.connector_worker(agency).run)
+            components.append(f"connector.{agency}")
         if recorder:
             runner.add("recorder", self.recorder().run)
+            components.append("recorder")
+        if components:
+            runner.add("ops-heartbeat", lambda stop: self.observer.run(stop, components))
         runner.start()
         try:
             yield runner

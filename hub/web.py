@@ -101,13 +101,11 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
         return problem(500, "internal.unexpected", "unexpected error; it was logged with the"
                        " correlation id of this response")
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify(status="alive")
-
     from hub.appointments import AppointmentBook
     from hub.appointments_api import blueprint as appointments
     from hub.backoffice import StaffDesk, blueprint as backoffice
+    from hub import health
+    from hub.admin import init_app as init_admin
     from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
     from hub.submissions import Submissions
@@ -119,4 +117,6 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     app.register_blueprint(backoffice)
     app.register_blueprint(appointments)
     app.register_blueprint(inbound)
+    health.init_app(app)  # /healthz, /readyz, /metrics
+    init_admin(app)       # /admin console and /admin/api
     return app

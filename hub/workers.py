@@ -28,6 +28,7 @@ from hub.deadletters import park_headers
 from hub.envelope import Envelope
 from hub.errors import HubError, PermanentError, UnknownRoute, classify
 from hub.idempotency import mark_processed, was_processed
+from hub.ops.hooks import Hop, Observer
 from hub.retry import RetryPolicy
 from hub.seal import Seal
 from hub.store import Store
@@ -44,7 +45,8 @@ class Consumer(abc.ABC):
     def __init__(self, *, queue: str, store: Store, audit: AuditLog, seal: Seal,
                  policy: RetryPolicy, broker_factory: Callable[[], Broker],
                  max_message_bytes: int, prefetch: int = 16,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 on_commit: Callable[[], None] | None = None,
+                 observer: Observer | None = None) -> None:
         self.queue = queue
         self.store = store
         self.audit = audit
@@ -54,6 +56,10 @@ class Consumer(abc.ABC):
         self.max_message_bytes = max_message_bytes
         self.prefetch = prefetch
         self.on_commit = on_commit or (lambda: None)
+        #: Operations seam: operational records, pause switches (no-op by default).
+        self.observer = observer or Observer()
+        #: The attempt in progress (one consumer runs in one thread).
+        self.hop: Hop | None = None
         self.processed = 0
         self.failed = 0
 
@@ -64,8 +70,11 @@ class Consumer(abc.ABC):
     def on_delivery(self, delivery: Delivery) -> None:
         attempt = int(delivery.message.headers.get(b.H_ATTEMPT) or 0)
         envelope: Envelope | None = None
+        self.hop = Hop(component=self.component, message_id=delivery.message.message_id,
+                       attempt=attempt + 1, received_at=utcnow())
         try:
             envelope = Envelope.from_bytes(delivery.message.body, max_bytes=self.max_message_bytes)
+            self.hop.describe(envelope)
             self.seal.check(envelope)
             self.process(envelope.with_attempt(attempt), delivery)
             self.processed += 1
@@ -116,6 +125,10 @@ class Consumer(abc.ABC):
                         exchange.attempts = attempt + 1
                         exchange.error_code = error.code
                         exchange.error = error.message[:2000]
+                if self.hop is not None:
+                    self.observer.record(session, self.hop.settled(
+                        "retried" if retry else "dead_lettered", fault_code=error.code,
+                        fault_reason=error.message))
                 self.audit.append(session, AuditRecord(
                     action="retried" if retry else "failed", actor=f"hub:{self.component}",
                     component=self.component, outcome=error.code,
@@ -130,9 +143,29 @@ class Consumer(abc.ABC):
                       delivery.message.message_id, exc.message)
 
     def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop``; while an operator pauses this component, take nothing (the
+        messages wait in the queue) and hand back what was prefetched."""
         broker = self.broker_factory()
         try:
-            broker.consume(self.queue, self.on_delivery, stop=stop, prefetch=self.prefetch)
+            while not stop.is_set():
+                if self.observer.paused(self.component):
+                    stop.wait(0.5)
+                    continue
+                leave = threading.Event()
+
+                def check() -> None:
+                    if stop.is_set() or self.observer.paused(self.component):
+                        leave.set()
+
+                def deliver(delivery: Delivery) -> None:
+                    check()
+                    if leave.is_set():
+                        delivery.release()
+                        return
+                    self.on_delivery(delivery)
+
+                broker.consume(self.queue, deliver, stop=leave, prefetch=self.prefetch,
+                               idle=check)
         finally:
             broker.close()
 
@@ -154,17 +187,24 @@ class ConnectorWorker(Consumer):
         message_id = str(envelope.id)
         if envelope.kind != "request":
             raise UnknownRoute(f"{self.component} only sends requests, got a {envelope.kind}")
-        with self.store.session() as session:
+        # A transaction, not a bare session: a database that is restarting then surfaces as
+        # StoreUnavailable (retried) instead of an unexpected error (parked).
+        with self.store.transaction() as session:
             done = was_processed(session, self.component, message_id)
         if done:
             delivery.ack()
             return
         self.breaker.before_call()
+        hop = self.hop or Hop(component=self.component, message_id=message_id)
+        self.connector.last_wire = None  # type: ignore[attr-defined]
+        hop.request_out_at = utcnow()
         try:
             reply = self.connector.send(envelope)  # type: ignore[attr-defined]
         except Exception as exc:
+            self._note_wire(hop)
             self.breaker.record_failure(classify(exc))
             raise
+        self._note_wire(hop)
         self.breaker.record_success()
         with self.store.transaction() as session:
             if mark_processed(session, self.component, message_id):
@@ -176,6 +216,8 @@ class ConnectorWorker(Consumer):
                 if exchange is not None:
                     exchange.attempts = envelope.attempt + 1
                     exchange.sent_at = exchange.sent_at or utcnow()
+                self.observer.record(session, hop.settled(
+                    "pending" if reply.pending else "succeeded", answer=reply.outcome))
                 if reply.pending:
                     # The answer comes by callback; it may even have arrived already (then the
                     # exchange is no longer queued and keeps what the callback recorded).
@@ -186,6 +228,13 @@ class ConnectorWorker(Consumer):
                                  reply=reply, component=self.component)
         delivery.ack()
         self.on_commit()
+
+    def _note_wire(self, hop: Hop) -> None:
+        hop.response_in_at = utcnow()
+        wire = getattr(self.connector, "last_wire", None)
+        if wire is not None:
+            hop.request_bytes = wire.request_bytes
+            hop.response_bytes = wire.response_bytes
 
 
 class CaseWorker(Consumer):

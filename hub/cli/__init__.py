@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hub.cli.run",
     "hub.cli.dlq",
     "hub.cli.db",
+    "hub.cli.chaos",
     "hub.cli.deadlines",
     "hub.cli.appointments",
     "hub.cli.staff",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary,
-                        String, Text, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -250,3 +250,66 @@ class BookingRow(Base):
     holder: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     booked_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column()
+# -- operations (issue 7): operational monitoring records, controls, worker heartbeats ---------
+
+class OperationalRecordRow(Base):
+    """One attempt of one hop handled by a consumer, in the spirit of X-Road's operational
+    monitoring records: timestamps at each hop, sizes, agency, service, outcome, fault, attempt.
+    Written in the same transaction that settles the attempt (see `hub.ops.records`)."""
+
+    __tablename__ = "operational_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(64), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    component: Mapped[str] = mapped_column(String(64))
+    agency: Mapped[str | None] = mapped_column(String(32))
+    service: Mapped[str | None] = mapped_column(String(64))
+    operation: Mapped[str | None] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    #: succeeded | pending | retried | dead_lettered
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: The agency's answer in canonical words (e.g. ``authentic``), when there was one.
+    answer: Mapped[str | None] = mapped_column(String(64))
+    fault_code: Mapped[str | None] = mapped_column(String(64))
+    fault_reason: Mapped[str | None] = mapped_column(Text)
+    #: When the message was written (envelope), taken from the queue, sent to the agency,
+    #: answered by it, and when this attempt was settled.
+    created_at: Mapped[datetime | None] = mapped_column()
+    received_at: Mapped[datetime | None] = mapped_column()
+    request_out_at: Mapped[datetime | None] = mapped_column()
+    response_in_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Agency round trip (request out -> response in), milliseconds.
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    request_bytes: Mapped[int | None] = mapped_column(Integer)
+    response_bytes: Mapped[int | None] = mapped_column(Integer)
+    node: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index("ix_oprec_finished", "finished_at"),
+        Index("ix_oprec_agency_finished", "agency", "finished_at"),
+        Index("ix_oprec_series", "agency", "service", "outcome"),
+    )
+
+
+class OpsControlRow(Base):
+    """An operator's switch shared by every process: ``pause:<component>``, ``maintenance``."""
+
+    __tablename__ = "ops_controls"
+
+    name: Mapped[str] = mapped_column(String(96), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class WorkerHeartbeatRow(Base):
+    """What a worker process last said about itself (circuit breakers, pauses, counts)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    component: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
