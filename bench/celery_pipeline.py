@@ -50,7 +50,8 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     task_serializer="json", accept_content=["json"], result_backend=None, task_ignore_result=True,
-    worker_hijack_root_logger=False, broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False, worker_redirect_stdouts=False,
+    broker_connection_retry_on_startup=True,
     task_queue_ha_policy=None,
 )
 

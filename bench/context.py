@@ -16,7 +16,7 @@ class Profile:
     warmup: float
     duration: float
     #: Closed loop on the asynchronous pipelines: requests in flight at most.
-    window: int = 256
+    window: int = 64
     #: Concurrent calls of the direct scenario's client (and the raw broker's publishers).
     direct_concurrency: int = 16
     intake_senders: int = 16
@@ -33,7 +33,7 @@ class Profile:
     latency_per_worker_count: bool = False
 
 
-QUICK = Profile("quick", warmup=1.5, duration=4.0)
+QUICK = Profile("quick", warmup=1.0, duration=3.0, drain=20.0)
 FULL = Profile("full", warmup=3.0, duration=15.0, scale_sizes=(10**3, 10**4, 10**5, 10**6),
                scale_duration=8.0, soak_minutes=10.0, curve=(0.25, 0.5, 0.75, 1.0, 1.25),
                drain=90.0, latency_per_worker_count=True)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from bench.load import LoadSpec
 from bench.measure import Figures, summarize
-from bench.procs import ProcessGroup, machine_cpu_seconds
+from bench.procs import MachineSampler, ProcessGroup, machine_cpu_seconds
 
 #: Reads completions: returns {key: done time}.
 Completions = Callable[[], dict[str, float]]
@@ -44,6 +44,8 @@ def drive(group: ProcessGroup, spec: LoadSpec, *, scenario: str, completions: Co
     if observe is not None:
         observe.mark()
     machine_start = machine_cpu_seconds()
+    sampler = MachineSampler()
+    sampler.mark()
     if on_window:
         on_window()
     time.sleep(spec.duration)
@@ -51,6 +53,7 @@ def drive(group: ProcessGroup, spec: LoadSpec, *, scenario: str, completions: Co
     if observe is not None:
         observe.end()
     machine = (machine_cpu_seconds() - machine_start) / max(1e-6, spec.duration)
+    breakdown = sampler.end()
     code = loadgen.popen.wait(timeout=spec.duration + 120)
     if code != 0 or not out_path.exists():
         raise RuntimeError(f"load generator failed ({code}):\n{loadgen.log_tail()}")
@@ -72,11 +75,24 @@ def drive(group: ProcessGroup, spec: LoadSpec, *, scenario: str, completions: Co
             group.children.remove(child)
     figures = summarize(scenario, load, done, usage, machine, mode=spec.mode,
                         offered_rate=spec.rate if spec.mode == "open" else None)
+    figures.usage["machine"] = breakdown
     if observe is not None:
         other = observe.usage()
         figures.usage["observed"] = other.as_dict()["by_role"]
     _ = started
     return figures
+
+
+def _seconds(value: Any) -> float:
+    """A completion time as epoch seconds (SQLite hands timestamps back as text)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime, timezone
+
+        parsed = datetime.fromisoformat(value)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return value.timestamp()
 
 
 def sql_completions(url: str, sql: str, params: dict[str, Any]) -> Completions:
@@ -91,8 +107,7 @@ def sql_completions(url: str, sql: str, params: dict[str, Any]) -> Completions:
     def read() -> dict[str, float]:
         with engine.connect() as db:
             rows = db.execute(text(sql), params).all()
-        return {key: (done if isinstance(done, float) else done.timestamp())
-                for key, done in rows}
+        return {key: _seconds(done) for key, done in rows}
 
     return read
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ def hub_deployment(ctx: Context, *, workers: int, embedded: bool = False,
             for _ in range(1 if embedded else workers):
                 group.start("worker", [*ROLES, "hub-worker", json.dumps(
                     {"concurrency": ctx.profile.concurrency, "agencies": ["narsa"],
+                     "cases": int(os.environ.get("BENCH_CASE_THREADS", "1")),
                      "with_relay": embedded})])
             yield Deployment(
                 name="hub_embedded" if embedded else f"hub_w{workers}", group=group,

@@ -241,3 +241,55 @@ def machine_cpu_seconds() -> float:
     times = psutil.cpu_times()
     return times.user + times.system + getattr(times, "nice", 0.0) + \
         getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+
+
+def _category(proc: psutil.Process) -> str:
+    try:
+        cmd = " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        return "other"
+    if "beam.smp" in cmd or "rabbitmq" in cmd or "erl_child" in cmd or "epmd" in cmd:
+        return "rabbitmq"
+    if cmd.startswith("postgres") or "/postgres" in cmd:
+        return "postgresql"
+    if "bench.load" in cmd:
+        return "load generator"
+    if "bench.roles simulator" in cmd:
+        return "simulator"
+    if "bench.roles" in cmd:
+        return "processes under test"
+    if "-m bench" in cmd:
+        return "harness"
+    return "other"
+
+
+class MachineSampler:
+    """CPU of every process on the machine over a window, grouped (RabbitMQ, PostgreSQL...)."""
+
+    def __init__(self) -> None:
+        self._start: dict[int, tuple[psutil.Process, float]] = {}
+        self._t0 = time.monotonic()
+
+    @staticmethod
+    def _snapshot() -> dict[int, tuple[psutil.Process, float]]:
+        found = {}
+        for proc in psutil.process_iter():
+            try:
+                times = proc.cpu_times()
+                found[proc.pid] = (proc, times.user + times.system)
+            except psutil.Error:
+                pass
+        return found
+
+    def mark(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = self._snapshot()
+
+    def end(self) -> dict[str, float]:
+        wall = max(1e-6, time.monotonic() - self._t0)
+        by: dict[str, float] = {}
+        for pid, (proc, cpu) in self._snapshot().items():
+            before = self._start.get(pid, (proc, 0.0))[1]
+            # A process started inside the window counts from zero.
+            by[_category(proc)] = by.get(_category(proc), 0.0) + max(0.0, cpu - before) / wall
+        return {k: round(v, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1])}

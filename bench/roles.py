@@ -120,6 +120,7 @@ def celery_worker(options: dict[str, Any]) -> None:
     from bench.celery_pipeline import app
 
     worker_ready.connect(lambda **_: _ready(), weak=False)
+    os.environ.setdefault("C_FORCE_ROOT", "1")
     app.worker_main(["worker", "--loglevel=WARNING", f"--pool={options.get('pool', 'threads')}",
                      f"--concurrency={int(options.get('concurrency', 4))}",
                      "--without-heartbeat", "--without-gossip", "--without-mingle",
@@ -165,6 +166,8 @@ def main(argv: list[str]) -> None:
     _quiet()
     role = argv[0]
     options = json.loads(argv[1]) if len(argv) > 1 else {}
+    if os.environ.get("BENCH_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
     ROLES[role](options)
 
 

@@ -51,7 +51,7 @@ def simulator(ctx: Context) -> Iterator[str]:
 
 # -- 1. raw broker ----------------------------------------------------------------------------
 
-def raw_broker(ctx: Context, message_bytes: int) -> dict[str, Any]:
+def raw_broker(ctx: Context, message_bytes: int, *, rate: float | None = None) -> dict[str, Any]:
     import pika
 
     queue = f"{new_namespace('raw')}.raw"
@@ -60,9 +60,11 @@ def raw_broker(ctx: Context, message_bytes: int) -> dict[str, Any]:
     connection.close()
     runs: dict[str, Figures] = {}
     try:
-        for label, mode, rate in (("peak", "closed", None), ("half", "open", None)):
+        common = rate
+        for label, mode in (("peak", "closed"), ("half", "open")):
+            rate = None
             if label == "half":
-                rate = half_rate(runs["peak"].throughput)
+                rate = common or half_rate(runs["peak"].throughput)
             out = tempfile.mktemp(prefix="hub-bench-raw-", suffix=".json")
             with ProcessGroup() as group:
                 consumer = group.start("consumer", [*ROLES, "raw-consumer", json.dumps(
