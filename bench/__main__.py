@@ -12,13 +12,15 @@ import json
 import sys
 from pathlib import Path
 
-from bench.context import FULL, QUICK, Context
+from bench.context import FULL, QUICK, SMOKE, Context
 from bench.infra import ServicesMissing, check_services
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (under 2 minutes)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds-long runs for the test suite (figures meaningless)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-minutes", type=float, help="override the soak length (full)")
     parser.add_argument("--workers", help="hub worker counts, e.g. 1,2,4")
     args = parser.parse_args(argv)
-    profile = QUICK if args.quick else FULL
+    profile = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.soak_minutes is not None:
         profile = dataclasses.replace(profile, soak_minutes=args.soak_minutes)
     if args.workers:
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.suite import run_suite
 
     results = run_suite(Context(profile, amqp, postgres))
-    command = "python -m bench" + (" --quick" if args.quick else "")
+    command = "python -m bench" + (" --smoke" if args.smoke else " --quick" if args.quick else "")
     if not args.no_docs:
         from bench.report import write_docs
 

@@ -23,6 +23,8 @@ class Profile:
     hub_workers: tuple[int, ...] = (1, 2, 4)
     #: Connector threads per worker process (the NARSA default of `agency.yaml`).
     concurrency: int = 4
+    #: Case-worker threads per worker process (``hub worker --case-threads``).
+    case_threads: int = 4
     scale_sizes: tuple[int, ...] = (10**3, 10**4)
     scale_duration: float = 3.0
     soak_minutes: float = 0.0
@@ -34,6 +36,9 @@ class Profile:
 
 
 QUICK = Profile("quick", warmup=1.0, duration=3.0, drain=20.0)
+#: For the test suite: every scenario for a second or so; the figures mean nothing.
+SMOKE = Profile("smoke", warmup=0.3, duration=1.0, window=16, hub_workers=(1,),
+                scale_sizes=(100,), scale_duration=0.8, drain=20.0)
 FULL = Profile("full", warmup=3.0, duration=15.0, scale_sizes=(10**3, 10**4, 10**5, 10**6),
                scale_duration=8.0, soak_minutes=10.0, curve=(0.25, 0.5, 0.75, 1.0, 1.25),
                drain=90.0, latency_per_worker_count=True)

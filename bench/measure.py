@@ -56,13 +56,16 @@ class Figures:
     cpu_cores: float                # CPU of the processes under test, in cores
     peak_rss_mb: float              # sum of their peak resident sets
     machine_cpu_cores: float        # the whole machine (includes RabbitMQ, PostgreSQL, load)
+    #: CPU milliseconds of the processes under test per completed request: the cost of the
+    #: work itself, which other load on the machine does not change much.
+    cpu_ms_per_request: float | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("throughput", "p50_ms", "p95_ms", "p99_ms", "cpu_cores", "peak_rss_mb",
-                    "machine_cpu_cores", "duration", "offered_rate"):
+                    "machine_cpu_cores", "duration", "offered_rate", "cpu_ms_per_request"):
             if isinstance(data[key], float):
                 data[key] = round(data[key], 2)
         return data
@@ -91,9 +94,11 @@ def summarize(scenario: str, load: dict[str, Any], completions: dict[str, float]
             completed += 1
             latencies.append(max(0.0, done - scheduled) * 1000)
     latencies.sort()
+    throughput = in_window / duration if duration > 0 else 0.0
     return Figures(
         scenario=scenario, mode=mode, offered_rate=offered_rate,
-        throughput=in_window / duration if duration > 0 else 0.0,
+        throughput=throughput,
+        cpu_ms_per_request=usage.cpu_cores / throughput * 1000 if throughput else None,
         p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95),
         p99_ms=percentile(latencies, 99), submitted=submitted, completed=completed,
         errors=int(load["errors"]), unfinished=unfinished, duration=duration,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -80,14 +79,16 @@ def hub_deployment(ctx: Context, *, workers: int, embedded: bool = False,
         hub.close()
         group = ProcessGroup(env)
         try:
-            web = group.start("web", [*ROLES, "hub-web", json.dumps({"threads": 8})])
+            web = group.start("web", [*ROLES, "hub-web", json.dumps({"threads": 8})],
+                              wait=False)
             if not embedded:
-                group.start("relay", [*ROLES, "hub-relay"])
+                group.start("relay", [*ROLES, "hub-relay"], wait=False)
             for _ in range(1 if embedded else workers):
                 group.start("worker", [*ROLES, "hub-worker", json.dumps(
                     {"concurrency": ctx.profile.concurrency, "agencies": ["narsa"],
-                     "cases": int(os.environ.get("BENCH_CASE_THREADS", "1")),
-                     "with_relay": embedded})])
+                     "cases": ctx.profile.case_threads,
+                     "with_relay": embedded})], wait=False)
+            group.await_ready()
             yield Deployment(
                 name="hub_embedded" if embedded else f"hub_w{workers}", group=group,
                 intake_url=web.ready_line.split()[1],  # type: ignore[attr-defined]
@@ -118,10 +119,12 @@ def celery_deployment(ctx: Context, *, workers: int, pool: str = "threads"
                "BENCH_CELERY_DB": database_url, "HUB_AGENCY_NARSA_URL": ctx.simulator_url}
         group = ProcessGroup(env)
         try:
-            web = group.start("web", [*ROLES, "celery-web", json.dumps({"threads": 8})])
+            web = group.start("web", [*ROLES, "celery-web", json.dumps({"threads": 8})],
+                              wait=False)
             for _ in range(workers):
                 group.start("worker", [*ROLES, "celery-worker", json.dumps(
-                    {"concurrency": ctx.profile.concurrency, "pool": pool})])
+                    {"concurrency": ctx.profile.concurrency, "pool": pool})], wait=False)
+            group.await_ready()
             yield Deployment(
                 name=f"celery_w{workers}", group=group,
                 intake_url=web.ready_line.split()[1],  # type: ignore[attr-defined]

@@ -124,23 +124,39 @@ class ProcessGroup:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.env = {**os.environ, **(env or {})}
         self.children: list[Child] = []
+        self._pending: list[Child] = []
         self._mark_at = time.monotonic()
         self._logs = Path(tempfile.mkdtemp(prefix="hub-bench-logs-"))
 
     def start(self, role: str, args: list[str], *, ready: str | None = "READY",
               timeout: float = 60.0, env: dict[str, str] | None = None,
-              measured: bool = True) -> Child:
-        """Start ``python <args>``; when ``ready`` is given, wait for that line on stdout."""
+              measured: bool = True, wait: bool = True) -> Child:
+        """Start ``python <args>``; when ``ready`` is given, wait for that line on stdout
+        (``wait=False``: later, in `await_ready`, so that processes start in parallel)."""
         log_path = self._logs / f"{role}-{len(self.children)}.log"
         log = open(log_path, "w")  # noqa: SIM115 - closed with the process
         popen = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=log,
                                  env={**self.env, **(env or {})}, text=True, bufsize=1)
         child = Child(role if measured else f"~{role}", popen, log_path)
         self.children.append(child)
-        if ready is not None:
+        child.ready = ready  # type: ignore[attr-defined]
+        child.log = log  # type: ignore[attr-defined]
+        if ready is None:
+            threading.Thread(target=self._drain, args=(popen.stdout, log), daemon=True).start()
+        elif wait:
             self._await(child, ready, timeout)
-        threading.Thread(target=self._drain, args=(popen.stdout, log), daemon=True).start()
+            threading.Thread(target=self._drain, args=(popen.stdout, log), daemon=True).start()
+        else:
+            self._pending.append(child)
         return child
+
+    def await_ready(self, timeout: float = 60.0) -> None:
+        """Wait for every child started with ``wait=False`` to say it is ready."""
+        pending, self._pending = self._pending, []
+        for child in pending:
+            self._await(child, child.ready, timeout)  # type: ignore[attr-defined]
+            threading.Thread(target=self._drain, args=(child.popen.stdout, child.log),  # type: ignore[attr-defined]
+                             daemon=True).start()
 
     @staticmethod
     def _drain(stream: IO[str] | None, log: IO[str]) -> None:

@@ -36,12 +36,12 @@ def rows(res: dict[str, Any]) -> list[list[str]]:
         ratio = hub_peak / s["throughput"] if s["throughput"] else None
         out.append([name, _f(s["throughput"]), _f(s["latency_at_rate"]), _f(s["p50_ms"]),
                     _f(s["p95_ms"]), _f(s["p99_ms"]), _f(s["cpu_cores"], 2),
-                    _f(s["peak_rss_mb"], 0), _f(ratio, 2)])
+                    _f(s.get("cpu_ms_per_request"), 2), _f(s["peak_rss_mb"], 0), _f(ratio, 2)])
     return out
 
 
 HEADER = ["scenario", "throughput /s", "latency at /s", "p50 ms", "p95 ms", "p99 ms",
-          "CPU cores", "peak MB", "hub / this"]
+          "CPU cores", "CPU ms/req", "peak MB", "hub / this"]
 
 
 def table(res: dict[str, Any]) -> str:

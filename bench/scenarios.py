@@ -136,6 +136,9 @@ def _scenario(runs: dict[str, Figures], *, includes: str, **extra: Any) -> dict[
         "p99_ms": half.p99_ms if half else peak.p99_ms,
         "latency_at_rate": half.offered_rate if half else None,
         "cpu_cores": round(peak.cpu_cores, 2),
+        "cpu_ms_per_request": round(peak.cpu_ms_per_request, 2)
+        if peak.cpu_ms_per_request is not None else None,
+        "other_load_cores": peak.usage.get("machine", {}).get("other"),
         "peak_rss_mb": round(max(peak.peak_rss_mb, half.peak_rss_mb if half else 0.0), 1),
         "machine_cpu_cores": round(peak.machine_cpu_cores, 2),
         "includes": includes,
