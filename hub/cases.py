@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session
 from hub import router
 from hub.audit import AuditLog, AuditRecord
 from hub.broker.topology import agency_routing_key
-from hub.envelope import Envelope, SchemaRef
+from hub.checks import LOCAL_OPERATIONS, LocalContext
+from hub.envelope import Envelope, SchemaRef, canonical_json
 from hub.errors import IllegalTransition, UnknownRoute, UnknownService
 from hub.outbox import enqueue
 from hub.schemas import json_schema_validator, validate
 from hub.seal import Seal
-from hub.services import ServiceCatalog, ServiceDefinition, Step
+from hub.services import LOCAL_AGENCY, ServiceCatalog, ServiceDefinition, Step
 from hub.store.models import CaseEvent, CaseRow, ExchangeRow, utcnow
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -125,9 +126,13 @@ class CaseBook:
 
     def dispatch(self, session: Session, case: CaseRow, steps: tuple[Step, ...]
                  ) -> list[ExchangeRow]:
-        """Queue one request envelope per step, through the outbox."""
+        """Queue one request envelope per agency step, through the outbox; answer local steps
+        (``agency: hub``) at once, after the agency steps are queued."""
         created = []
+        local = [step for step in steps if step.agency == LOCAL_AGENCY]
         for step in steps:
+            if step.agency == LOCAL_AGENCY:
+                continue
             envelope = Envelope.new(
                 correlation_id=case.reference, service=case.service, kind="request",
                 sender=case.post or self.node_id, recipient=step.agency,
@@ -147,7 +152,31 @@ class CaseBook:
             created.append(exchange)
         if created:
             self.on_enqueue()
+        for step in local:
+            created.append(self._answer_locally(session, case, step))
         return created
+
+    def _answer_locally(self, session: Session, case: CaseRow, step: Step) -> ExchangeRow:
+        """Run a local step's check and apply its answer like an agency's, in this transaction."""
+        definition = self.catalog.get(case.service)
+        payload = router.request_payload(step, case.data)
+        operation = LOCAL_OPERATIONS[step.operation]
+        outcome = operation.run(LocalContext(session=session, catalog=self.catalog, case=case),
+                                payload)
+        now = utcnow()
+        digest = hashlib.sha256(canonical_json(payload)).hexdigest()
+        exchange = ExchangeRow(
+            id=str(uuid.uuid4()), case_id=case.id, step=step.name, round=case.route_round,
+            agency=LOCAL_AGENCY, operation=step.operation, status="answered", outcome=outcome,
+            attempts=1, request_digest=digest, reply={}, sent_at=now, answered_at=now)
+        session.add(exchange)
+        self.audit.append(session, AuditRecord(
+            action="answered", actor="hub:checks", component="checks", outcome=outcome,
+            message_id=exchange.id, correlation_id=case.reference, digest=digest,
+            details={"step": step.name, "operation": step.operation, "round": case.route_round}))
+        self._decide(session, case, definition, exchange, outcome, actor="hub:checks",
+                     message_id=None)
+        return exchange
 
     def apply_reply(self, session: Session, envelope: Envelope, *, actor: str) -> str:
         """Apply an agency's answer to its case; returns what happened (for logs and audit)."""
@@ -173,16 +202,8 @@ class CaseBook:
         if exchange.round != case.route_round or definition.is_final(case.status):
             result = "recorded_only"
         else:
-            states = {
-                row.step: router.StepState(row.status, row.outcome)
-                for row in session.scalars(select(ExchangeRow).where(
-                    ExchangeRow.case_id == case.id, ExchangeRow.round == case.route_round))
-            }
-            decision = router.on_answer(definition, exchange.step, outcome, states)
-            self.dispatch(session, case, decision.dispatch)
-            if decision.status is not None and decision.status != case.status:
-                self._move(session, case, definition, decision.status, role="hub", actor=actor,
-                           reason=decision.reason, message_id=str(envelope.id))
+            self._decide(session, case, definition, exchange, outcome, actor=actor,
+                         message_id=str(envelope.id))
             result = "applied"
         self.audit.append(session, AuditRecord(
             action="applied", actor=actor, component="cases", message_id=str(envelope.id),
@@ -190,6 +211,22 @@ class CaseBook:
             details={"step": exchange.step, "agency": exchange.agency, "answer": outcome,
                      "status": case.status}))
         return result
+
+    def _decide(self, session: Session, case: CaseRow, definition: ServiceDefinition,
+                exchange: ExchangeRow, outcome: str, *, actor: str,
+                message_id: str | None) -> None:
+        """Apply the route's rule for ``outcome``: dispatch what became ready, move the case."""
+        session.flush()
+        states = {
+            row.step: router.StepState(row.status, row.outcome)
+            for row in session.scalars(select(ExchangeRow).where(
+                ExchangeRow.case_id == case.id, ExchangeRow.round == case.route_round))
+        }
+        decision = router.on_answer(definition, exchange.step, outcome, states)
+        self.dispatch(session, case, decision.dispatch)
+        if decision.status is not None and decision.status != case.status:
+            self._move(session, case, definition, decision.status, role="hub", actor=actor,
+                       reason=decision.reason, message_id=message_id)
 
     # -- status changes ------------------------------------------------------------------------
 

@@ -55,6 +55,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
+    raw = env.get(name) or ""
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    for item in names:
+        if not item.replace("_", "").replace("-", "").isalnum() or not item.isascii():
+            raise ConfigurationError(f"{name}: {item!r} is not a feature name (letters, digits,"
+                                     " _ and -)")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     """The hub's configuration. Build it with `Settings.from_env`; pass it down explicitly."""
@@ -85,6 +95,9 @@ class Settings:
     #: Tests: a missing RabbitMQ or PostgreSQL is a failure instead of a skip.
     require_services: bool = False
     maintenance: bool = False
+    #: Feature flags, from ``HUB_FEATURES`` (comma-separated): services whose definition names a
+    #: ``feature_flag`` are offered only when that flag is listed here.
+    features: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -118,6 +131,7 @@ class Settings:
             agency_urls=agency_urls,
             require_services=_bool(env, "HUB_REQUIRE_SERVICES", False),
             maintenance=_bool(env, "HUB_MAINTENANCE", False),
+            features=_names(env, "HUB_FEATURES"),
         )
 
     def ensure_dirs(self) -> None:

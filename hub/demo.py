@@ -24,6 +24,7 @@ from connectors.registry import load_agencies, start_simulators
 from hub import deadletters
 from hub.config import Settings
 from hub.runtime import Hub
+from hub.services import ServiceCatalog
 from hub.store.models import CaseRow, DeadLetterRow, ExchangeRow
 
 #: Short retry ladders so that outages play out in seconds.
@@ -87,7 +88,11 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
         try:
             overrides = {name: {"base_url": sim.url, "retry": DEMO_RETRY}
                          for name, sim in simulators.items()}
-            hub = Hub(settings, agency_overrides=overrides)
+            # Only the services the scenarios play: a service whose agencies have no connector
+            # yet must not keep the others from running.
+            catalog = ServiceCatalog.load(features=settings.features).only(
+                {s.service for s in chosen})
+            hub = Hub(settings, agency_overrides=overrides, catalog=catalog)
             hub.setup()
             return _play(hub, simulators, chosen, timeout, progress)
         finally:
@@ -96,10 +101,8 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
 
 
 def _agencies_of(scenario: Scenario) -> set[str]:
-    from hub.services import ServiceCatalog
-
-    definition = ServiceCatalog.load().get(scenario.service)
-    return {step.agency for step in definition.route.steps} if definition.route else set()
+    return ServiceCatalog.load(features=Settings.from_env().features).only(
+        {scenario.service}).agencies()
 
 
 def _play(hub: Hub, simulators: dict[str, Any], chosen: list[Scenario], timeout: float,

@@ -21,7 +21,8 @@ decides what happens next, so the tree is drawn once::
         ├── SecurityError           not attributable or not fresh
         │   ├── SignatureInvalid    missing, wrong, or not covering what is used
         │   ├── UntrustedCertificate unknown, expired or revoked certificate
-        │   └── ReplayDetected      message id seen before, or timestamp outside the window
+        │   ├── ReplayDetected      message id seen before, or timestamp outside the window
+        │   └── InvalidToken        access token missing, malformed, expired or not ours (HTTP 401)
         ├── UnknownService          no definition for the service named
         ├── UnknownRoute            no route/step/agency for the message
         ├── AgencyRefusal           the agency refused the request on business grounds (4xx, client fault)
@@ -164,6 +165,12 @@ class ReplayDetected(SecurityError):
     """The message was seen before or its timestamp is outside the accepted window."""
 
     code = "security.replay"
+
+
+class InvalidToken(SecurityError):
+    """The access token is missing, malformed, expired, or was not issued for this hub."""
+
+    code = "security.token"
 
 
 class UnknownService(PermanentError):

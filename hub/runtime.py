@@ -54,11 +54,16 @@ class Hub:
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
             overrides=agency_overrides))
-        self.catalog = catalog or ServiceCatalog.load(features=features)
+        self.catalog = catalog or ServiceCatalog.load(
+            features=set(features) | set(settings.features))
         missing = self.catalog.agencies() - set(self.agencies)
-        if missing:
+        if missing and catalog is not None:
             raise ConfigurationError(f"services route to agencies without configuration:"
                                      f" {sorted(missing)}")
+        if missing:
+            # The packaged catalog may hold services whose agency connectors are not deployed
+            # (yet): those services are not offered; asking for one says why.
+            self.catalog = self.catalog.offline_without(set(self.agencies))
         self.topology = Topology.for_hub(
             settings.broker_namespace,
             {name: config.retry.policy().ladder for name, config in self.agencies.items()},

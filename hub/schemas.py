@@ -41,10 +41,50 @@ def load_document(relative: str) -> Any:
 
 @lru_cache(maxsize=256)
 def json_schema_validator(relative: str) -> Draft202012Validator:
-    """Validator for a JSON Schema file of the ``schemas`` package."""
+    """Validator for a JSON Schema file of the ``schemas`` package.
+
+    ``$ref`` to another schema of the package resolves by its ``$id`` (e.g. the shared
+    definitions ``urn:econsulat:schema:services:common:1``), never over the network.
+    """
     schema = load_document(relative)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=_FORMATS)
+    return Draft202012Validator(schema, format_checker=_FORMATS, registry=schema_registry())
+
+
+@lru_cache(maxsize=1)
+def schema_ids() -> dict[str, str]:
+    """``$id`` -> relative path of every JSON Schema file in the ``schemas`` package."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for entry in node.iterdir():
+            if entry.is_dir():
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".json"):
+                try:
+                    document = json.loads(entry.read_text("utf-8"))
+                except ValueError as exc:
+                    raise ConfigurationError(f"schemas/{prefix}{entry.name}: {exc}") from None
+                if isinstance(document, dict) and isinstance(document.get("$id"), str):
+                    found[document["$id"]] = f"{prefix}{entry.name}"
+
+    walk(resources.files("schemas"), "")
+    return found
+
+
+def _retrieve(uri: str) -> Resource:
+    from referencing.exceptions import NoSuchResource
+
+    relative = schema_ids().get(uri)
+    if relative is None:
+        raise NoSuchResource(ref=uri)
+    return Resource.from_contents(load_document(relative), default_specification=_DRAFT)
+
+
+@lru_cache(maxsize=1)
+def schema_registry() -> Registry:
+    """A registry resolving the package's schemas by ``$id`` (and nothing else)."""
+    return Registry(retrieve=_retrieve)  # type: ignore[call-arg]
 
 
 @lru_cache(maxsize=256)
@@ -75,8 +115,22 @@ def field_errors(validator: Draft202012Validator, instance: Any) -> list[dict[st
     found: list[dict[str, Any]] = []
     for error in validator.iter_errors(instance):
         found.extend(_describe(error))
-    unique = {(e["field"], e["code"]): e for e in found}
-    return sorted(unique.values(), key=lambda e: (e["field"], e["code"]))
+    # One error per field, the most telling one: a malformed date is a "format" error even if a
+    # pattern also fails, and a missing field needs nothing else said about it.
+    best: dict[str, dict[str, Any]] = {}
+    for e in found:
+        current = best.get(e["field"])
+        if current is None or _rank(e["code"]) < _rank(current["code"]):
+            best[e["field"]] = e
+    return sorted(best.values(), key=lambda e: (e["field"], e["code"]))
+
+
+_PRIORITY = ("required", "unexpected", "type", "const", "enum", "format", "pattern",
+             "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems")
+
+
+def _rank(code: str) -> int:
+    return _PRIORITY.index(code) if code in _PRIORITY else len(_PRIORITY)
 
 
 def _describe(error: ValidationError) -> list[dict[str, Any]]:

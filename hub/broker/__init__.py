@@ -13,6 +13,8 @@ Semantics both adapters keep (tests/contract/test_broker_contract.py proves it):
   queue's delay rung, back on the work queue after the delay) or ``dead_letter`` (parked on the
   queue's dead-letter queue with headers saying why). A delivery left unsettled (the consumer
   died, the connection dropped) comes back, flagged ``redelivered``.
+- A message delivered more than the queue's ``delivery_limit`` times without being settled (its
+  consumer keeps dying on it) is parked on the DLQ with error code ``broker.delivery_limit``.
 - Losing the connection is survived: the adapter reconnects with backoff and carries on.
 - Every pika / sqlite3 error is converted to `hub.errors.BrokerUnavailable` at this boundary.
 """
@@ -38,6 +40,9 @@ H_ORIGINAL_ROUTING_KEY = "x-hub-original-routing-key"
 H_FIRST_FAILED_AT = "x-hub-first-failed-at"
 H_DEAD_LETTERED_AT = "x-hub-dead-lettered-at"
 H_REPLAYED_FROM = "x-hub-replayed-from"
+
+#: Error code of a message parked by the broker itself after too many unsettled deliveries.
+DELIVERY_LIMIT_CODE = "broker.delivery_limit"
 
 
 @dataclass(frozen=True)
@@ -164,4 +169,5 @@ __all__ = [
     "Broker", "Delivery", "Handler", "Headers", "Message", "QueueSpec", "Topology", "open_broker",
     "H_ATTEMPT", "H_ERROR_CODE", "H_ERROR", "H_COMPONENT", "H_ORIGINAL_QUEUE",
     "H_ORIGINAL_ROUTING_KEY", "H_FIRST_FAILED_AT", "H_DEAD_LETTERED_AT", "H_REPLAYED_FROM",
+    "DELIVERY_LIMIT_CODE",
 ]

@@ -12,7 +12,9 @@ Supports what the RabbitMQ adapter supports, with the same meaning:
   that dies or drops its connection without settling it loses the lease and the message comes back
   flagged redelivered; a settle with a lost lease fails loudly;
 - retry rungs: ``retry`` makes the message invisible for the delay, then back on its work queue;
-- dead letters: ``dead_letter`` moves the row to ``<queue>.dlq`` with its headers, atomically.
+- dead letters: ``dead_letter`` moves the row to ``<queue>.dlq`` with its headers, atomically;
+- poison protection: a message delivered more than ``delivery_limit`` times without being
+  settled is moved to the DLQ with error code ``broker.delivery_limit``.
 
 Several processes may share the file; claims use ``BEGIN IMMEDIATE`` so a message is leased once.
 """
@@ -24,9 +26,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from hub import broker as b
 from hub.broker import Broker, Delivery, Handler, Headers, Message
 from hub.broker.topology import Topology, topic_matches
 from hub.errors import BrokerUnavailable, ConfigurationError, UnknownRoute
@@ -244,6 +248,7 @@ class EmbeddedBroker(Broker):
 
         def work(conn: sqlite3.Connection) -> Any:
             now = time.time()
+            self._park_poison(conn, queue, now)
             return conn.execute(
                 "UPDATE messages SET lease_until = ?, lease_token = ?, deliveries = deliveries + 1"
                 " WHERE seq = (SELECT seq FROM messages WHERE queue = ? AND available_at <= ?"
@@ -258,6 +263,29 @@ class EmbeddedBroker(Broker):
         message = Message(body=bytes(body), message_id=message_id, routing_key=routing_key,
                           headers=json.loads(headers))
         return EmbeddedDelivery(self, seq, token, message, queue, redelivered=deliveries > 1)
+
+    def _park_poison(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
+        """Move messages delivered too often without being settled to the DLQ."""
+        try:
+            spec = self.topology.owner_of(queue)
+        except KeyError:
+            return
+        if queue != spec.name:
+            return  # dead-letter queues themselves are drained by people, never parked again
+        poison = conn.execute(
+            "SELECT seq, headers, deliveries FROM messages WHERE queue = ? AND deliveries >= ?"
+            " AND available_at <= ? AND (lease_until IS NULL OR lease_until <= ?) LIMIT 10",
+            (queue, spec.delivery_limit + 1, now, now)).fetchall()
+        for seq, headers, deliveries in poison:
+            merged = {**json.loads(headers),
+                      b.H_ERROR_CODE: b.DELIVERY_LIMIT_CODE,
+                      b.H_ERROR: f"delivered {deliveries} times without being settled (its"
+                                 " consumer keeps failing on it)",
+                      b.H_COMPONENT: "broker", b.H_ORIGINAL_QUEUE: queue,
+                      b.H_DEAD_LETTERED_AT: datetime.now(timezone.utc).isoformat()}
+            conn.execute("UPDATE messages SET queue = ?, headers = ?, deliveries = 0,"
+                         " lease_until = NULL, lease_token = NULL WHERE seq = ?",
+                         (spec.dead_letter_queue, json.dumps(merged), seq))
 
     def _settle(self, delivery: EmbeddedDelivery, sql: str, params: tuple[Any, ...]) -> None:
         def work(conn: sqlite3.Connection) -> int:

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import pika
 import pika.exceptions as pex
 
+from hub import broker as b
 from hub.broker import Broker, Delivery, Handler, Headers, Message
 from hub.broker.topology import Topology
 from hub.errors import BrokerUnavailable, ConfigurationError, UnknownRoute
@@ -54,6 +55,11 @@ def _plain_headers(headers: dict[str, Any] | None) -> Headers:
         return value
 
     return {str(k): plain(v) for k, v in (headers or {}).items()}
+
+
+def _death_time(headers: Headers) -> str:
+    deaths = headers.get("x-death") or [{}]
+    return str(deaths[0].get("time") or datetime.now().astimezone().isoformat())
 
 
 class RabbitDelivery(Delivery):
@@ -191,8 +197,14 @@ class RabbitBroker(Broker):
             exchange = self.topology.exchange
             channel.exchange_declare(exchange, exchange_type="topic", durable=True)
             for spec in self.topology.queues:
-                channel.queue_declare(spec.name, durable=True,
-                                      arguments={"x-queue-type": "quorum"})
+                channel.queue_declare(spec.name, durable=True, arguments={
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": spec.delivery_limit,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": spec.dead_letter_queue,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                })
                 for pattern in spec.bindings:
                     channel.queue_bind(spec.name, exchange, routing_key=pattern)
                 for rung, seconds in enumerate(spec.retry_delays):
@@ -242,9 +254,19 @@ class RabbitBroker(Broker):
 
     def _delivery(self, channel: Any, queue: str, method: Any, properties: Any,
                   body: bytes) -> RabbitDelivery:
+        headers = _plain_headers(properties.headers)
+        if headers.get("x-first-death-reason") == "delivery_limit" and b.H_ERROR_CODE not in headers:
+            # Parked by RabbitMQ itself: say so in the hub's own words, as the embedded broker does.
+            origin = str(headers.get("x-first-death-queue", ""))
+            headers.update({
+                b.H_ERROR_CODE: b.DELIVERY_LIMIT_CODE,
+                b.H_ERROR: "delivered too many times without being settled (its consumer keeps"
+                           " failing on it)",
+                b.H_COMPONENT: "broker", b.H_ORIGINAL_QUEUE: origin,
+                b.H_DEAD_LETTERED_AT: _death_time(headers),
+            })
         message = Message(body=body, message_id=properties.message_id or "",
-                          routing_key=method.routing_key,
-                          headers=_plain_headers(properties.headers))
+                          routing_key=method.routing_key, headers=headers)
         return RabbitDelivery(self, channel, method.delivery_tag, message, queue,
                               redelivered=bool(method.redelivered))
 

@@ -33,6 +33,9 @@ class QueueSpec:
     name: str
     bindings: tuple[str, ...]
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
+    #: A message delivered this many times without ever being settled (its consumer keeps
+    #: crashing on it) is parked on the DLQ instead of looping forever: poison protection.
+    delivery_limit: int = 10
 
     @property
     def dead_letter_queue(self) -> str:

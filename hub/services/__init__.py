@@ -28,6 +28,26 @@ A definition names the intake schema, the case state machine and the route::
             authentic: continue
             not_authentic: {status: rejected, reason: licence_not_authentic}
 
+Beyond the route, a definition may carry:
+
+- **local steps**: a step whose ``agency`` is ``hub`` runs inside the hub, at once and in the same
+  transaction, instead of going to an agency (e.g. ``find_record``: is there a current consular
+  registration for this person?). Its operations are listed in `hub.checks` and in
+  ``docs/exchanges.md``; a local step waits for no other step (no ``after``).
+- **deadlines**: timers the scheduler (`hub.deadlines`) applies to cases left in a status::
+
+      deadlines:
+        - status: refused              # while the case stays in this status ...
+          after_days: 10               # ... for this many days after entering it,
+          to: deemed_served            # the hub moves it here (a transition by hub must exist)
+          reason: deemed_served_after_refusal
+          remind_before_days: []       # reminders to the applicant this many days before
+
+- **record**: cases of this service in these statuses are a current record of a kind that other
+  services look up (``record: {kind: consular_registration, statuses: [registered],
+  subject: person}``).
+- **guide**: the consular reference guide's structured content (see `hub.guide`).
+
 Adding a service is a new definition file, an intake schema, mappings for any new agency
 operation and translations; no Python. `ServiceCatalog` loads and checks them all once.
 """
@@ -43,6 +63,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hub.errors import ConfigurationError, UnknownService
 
 Role = Literal["hub", "staff", "applicant", "agency"]
+
+#: The pseudo-agency of local steps: checks the hub answers itself (see `hub.checks`).
+LOCAL_AGENCY = "hub"
 
 
 class StateInfo(BaseModel):
@@ -111,6 +134,30 @@ class Step(BaseModel):
         return f"{self.agency}.{self.operation}.request"
 
 
+class Deadline(BaseModel):
+    """A timer on a status: after ``after_days`` in ``status`` the hub moves the case to ``to``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: str
+    after_days: int = Field(ge=1, le=36500)
+    to: str
+    reason: str | None = None
+    #: Days before the move at which the applicant is reminded (e.g. ``[90, 30]``).
+    remind_before_days: tuple[int, ...] = ()
+
+
+class RecordSpec(BaseModel):
+    """Cases of this service in ``statuses`` are a current record of ``kind`` about ``subject``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    statuses: tuple[str, ...]
+    #: Case path of the person the record is about (canonical person shape).
+    subject: str = "person"
+
+
 class Route(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -143,6 +190,8 @@ class ServiceDefinition(BaseModel):
     states: dict[str, StateInfo]
     transitions: tuple[Transition, ...]
     route: Route | None = None
+    deadlines: tuple[Deadline, ...] = ()
+    record: RecordSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "ServiceDefinition":
@@ -171,6 +220,22 @@ class ServiceDefinition(BaseModel):
                     if effect.status is not None and effect.status not in names:
                         raise ValueError(f"outcome {step.name}.{outcome} leads to unknown status"
                                          f" {effect.status!r}")
+                if step.agency == LOCAL_AGENCY:
+                    _check_local_step(step)
+        for deadline in self.deadlines:
+            for status in (deadline.status, deadline.to):
+                if status not in names:
+                    raise ValueError(f"deadline uses unknown status {status!r}")
+            if not self.allowed(deadline.status, deadline.to, "hub"):
+                raise ValueError(f"deadline {deadline.status} -> {deadline.to} needs a transition"
+                                 " the hub may make")
+            if any(not 0 < d < deadline.after_days for d in deadline.remind_before_days):
+                raise ValueError(f"deadline on {deadline.status}: reminders must fall between"
+                                 f" 1 and {deadline.after_days - 1} days before")
+        if self.record is not None:
+            for status in self.record.statuses:
+                if status not in names:
+                    raise ValueError(f"record uses unknown status {status!r}")
         return self
 
     @property
@@ -192,9 +257,11 @@ class ServiceCatalog:
     """Every service definition, loaded and checked once. Disabled flagged services are hidden."""
 
     def __init__(self, definitions: Iterable[ServiceDefinition], *,
-                 features: Iterable[str] = ()) -> None:
+                 features: Iterable[str] = (), offline: dict[str, str] | None = None) -> None:
         self.features = frozenset(features)
         self._all = {d.name: d for d in definitions}
+        #: Services not offered here, with the reason (e.g. an agency without configuration).
+        self.offline = dict(offline or {})
 
     @classmethod
     def load(cls, *, features: Iterable[str] = (), extra_dirs: Iterable[Path] = ()
@@ -210,10 +277,14 @@ class ServiceCatalog:
         return cls(found, features=features)
 
     def enabled(self, definition: ServiceDefinition) -> bool:
-        return definition.feature_flag is None or definition.feature_flag in self.features
+        return ((definition.feature_flag is None or definition.feature_flag in self.features)
+                and definition.name not in self.offline)
 
     def get(self, name: str) -> ServiceDefinition:
         definition = self._all.get(name)
+        if definition is not None and name in self.offline:
+            raise UnknownService(f"service {name!r} is not offered: {self.offline[name]}",
+                                 service=name)
         if definition is None or not self.enabled(definition):
             raise UnknownService(f"no service named {name!r}", service=name)
         return definition
@@ -225,7 +296,44 @@ class ServiceCatalog:
         return sorted(d.name for d in self)
 
     def agencies(self) -> set[str]:
-        return {s.agency for d in self if d.route for s in d.route.steps}
+        """Agencies the enabled services route to (local steps need none)."""
+        return {s.agency for d in self if d.route for s in d.route.steps
+                if s.agency != LOCAL_AGENCY}
+
+    def only(self, names: Iterable[str]) -> "ServiceCatalog":
+        """A catalog of some of these services (same features), e.g. for a partial demo."""
+        wanted = set(names)
+        return ServiceCatalog((d for d in self._all.values() if d.name in wanted),
+                              features=self.features, offline=self.offline)
+
+    def offline_without(self, agencies: set[str]) -> "ServiceCatalog":
+        """This catalog with the services routing to an agency outside ``agencies`` offline."""
+        offline = dict(self.offline)
+        for d in self:
+            lacking = {s.agency for s in d.route.steps if s.agency != LOCAL_AGENCY} - agencies \
+                if d.route else set()
+            if lacking:
+                offline[d.name] = f"no configuration for agencies {', '.join(sorted(lacking))}"
+        return ServiceCatalog(self._all.values(), features=self.features, offline=offline)
+
+    def providers(self, kind: str) -> list[ServiceDefinition]:
+        """Enabled services whose cases are records of ``kind`` (see `RecordSpec`)."""
+        return [d for d in self if d.record is not None and d.record.kind == kind]
+
+
+def _check_local_step(step: Step) -> None:
+    from hub.checks import LOCAL_OPERATIONS
+
+    if step.operation not in LOCAL_OPERATIONS:
+        raise ValueError(f"step {step.name}: no local operation {step.operation!r}"
+                         f" (known: {sorted(LOCAL_OPERATIONS)})")
+    if step.after:
+        raise ValueError(f"step {step.name}: a local step runs when the route starts and waits"
+                         " for no other step")
+    known = LOCAL_OPERATIONS[step.operation].outcomes
+    if set(step.outcomes) != set(known):
+        raise ValueError(f"step {step.name}: local operation {step.operation} answers"
+                         f" {sorted(known)}; give a rule for each")
 
 
 def parse_definition(data: Any, where: str) -> ServiceDefinition:

@@ -334,3 +334,30 @@ def test_send_to_queue_bypasses_the_exchange(connect, topology):
     assert take(broker, f"{topology.namespace}.work").message.message_id == sent.message_id
     with pytest.raises(UnknownRoute):
         broker.send_to_queue(f"{topology.namespace}.missing", message())
+
+
+def test_a_message_that_keeps_killing_its_consumer_is_parked_not_looped(connect, topology):
+    """Poison protection: unsettled deliveries beyond the queue's limit end in the DLQ."""
+    broker = connect()
+    sent = message()
+    broker.publish(sent)
+    queue = f"{topology.namespace}.work"
+    limit = topology.queue(queue).delivery_limit
+    deliveries = 0
+    while True:
+        delivery = broker.get(queue)
+        if delivery is None:
+            parked = broker.get(f"{queue}.dlq")
+            if parked is not None:
+                break
+            time.sleep(0.02)
+            continue
+        deliveries += 1
+        assert deliveries <= limit + 1, "the broker kept delivering a poison message"
+        delivery.release()  # as if the consumer died holding it
+    assert deliveries == limit + 1
+    assert parked.message.message_id == sent.message_id
+    assert parked.message.headers[b.H_ERROR_CODE] == b.DELIVERY_LIMIT_CODE
+    assert parked.message.headers[b.H_ORIGINAL_QUEUE] == queue
+    assert "times without being settled" in parked.message.headers[b.H_ERROR]
+    parked.ack()

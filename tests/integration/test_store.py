@@ -1,0 +1,113 @@
+"""The store on SQLite and PostgreSQL: migrations, idempotency marks, the outbox relay."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, inspect, select
+
+from hub.broker import Topology, open_broker
+from hub.broker.topology import QueueSpec
+from hub.cli import main
+from hub.idempotency import mark_processed, was_processed
+from hub.outbox import OutboxRelay
+from hub.audit import AuditLog
+from hub.store import Store
+from hub.store.migrate import current
+from hub.store.models import OutboxRow
+
+TABLES = {"cases", "case_events", "exchanges", "outbox", "processed_messages", "audit_records",
+          "dead_letters"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+def test_migrations_create_every_table_and_are_idempotent(database_url):
+    store = Store.from_url(database_url)
+    store.upgrade()
+    store.upgrade()
+    assert TABLES <= set(inspect(store.engine).get_table_names())
+    assert current(store.engine) is not None
+    store.dispose()
+
+
+def test_cli_db_upgrade(database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "(was empty)" in result.output
+    assert CliRunner().invoke(main, ["db", "current"]).output.strip() != "empty"
+
+
+def test_processed_mark_is_once_per_consumer(database_url):
+    store = Store.from_url(database_url)
+    store.upgrade()
+    with store.transaction() as session:
+        assert mark_processed(session, "cases", "m-1") is True
+        assert mark_processed(session, "cases", "m-1") is False
+        assert mark_processed(session, "connector.narsa", "m-1") is True
+    with store.session() as session:
+        assert was_processed(session, "cases", "m-1")
+        assert not was_processed(session, "cases", "m-2")
+    store.dispose()
+
+
+def test_a_failed_unit_of_work_leaves_nothing(database_url):
+    store = Store.from_url(database_url)
+    store.upgrade()
+    with pytest.raises(RuntimeError):
+        with store.transaction() as session:
+            session.add(OutboxRow(message_id="m", routing_key="k", headers={}, body=b"{}"))
+            mark_processed(session, "cases", "m")
+            raise RuntimeError("crash before commit")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxRow)) == 0
+        assert not was_processed(session, "cases", "m")
+    store.dispose()
+
+
+def test_two_relays_on_postgres_publish_every_row_exactly_once(postgres_url, rabbitmq_url,
+                                                                namespace):
+    store = Store.from_url(postgres_url)
+    store.upgrade()
+    topology = Topology(namespace, (QueueSpec(f"{namespace}.work", ("work.#",), (1.0,)),))
+    with open_broker(rabbitmq_url, topology) as broker:
+        broker.declare()
+    with store.transaction() as session:
+        session.add_all(OutboxRow(message_id=str(uuid.uuid4()), routing_key="work.x",
+                                  headers={}, body=b'{"n":%d}' % n) for n in range(300))
+    relays = [OutboxRelay(store, lambda: open_broker(rabbitmq_url, topology), AuditLog(),
+                          batch=25) for _ in range(2)]
+
+    def drain(relay: OutboxRelay) -> None:
+        while relay.run_once():
+            pass
+
+    threads = [threading.Thread(target=drain, args=(r,)) for r in relays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert sum(r.published for r in relays) == 300
+        with open_broker(rabbitmq_url, topology) as broker:
+            seen = set()
+            while (delivery := broker.get(f"{namespace}.work")) is not None:
+                seen.add(delivery.message.message_id)
+                delivery.ack()
+        assert len(seen) == 300
+        with store.session() as session:
+            assert session.scalar(select(func.count()).select_from(OutboxRow).where(
+                OutboxRow.sent_at.is_(None))) == 0
+    finally:
+        with open_broker(rabbitmq_url, topology) as broker:
+            broker.delete_topology()
+        store.dispose()
