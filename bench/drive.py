@@ -58,6 +58,9 @@ def drive(group: ProcessGroup, spec: LoadSpec, *, scenario: str, completions: Co
     if code != 0 or not out_path.exists():
         raise RuntimeError(f"load generator failed ({code}):\n{loadgen.log_tail()}")
     load: dict[str, Any] = json.loads(out_path.read_text())
+    if load["records"] and all(not r[3] for r in load["records"]):
+        raise RuntimeError(f"{scenario}: every request was refused, e.g."
+                           f" {load['error_samples'][:2]}")
     if after_load:
         after_load()
     if completions is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.narsa import register
 
 SERVICE = "driving_licence_authentication"
 #: Statuses a case of this service reaches when its exchange is done (the end of a run's work).
@@ -18,25 +17,28 @@ DONE_STATUSES = ("verified", "rejected", "more_information_requested")
 
 
 def intake_request(n: int) -> dict[str, Any]:
-    serial = 100000 + n % 800000
-    return {
-        "post": "ES-MAD",
-        "licence": {"number": register.licence_number(serial=serial, answer="authentic"),
-                    "categories": [{"code": "B", "issued_on": "2015-06-01"}],
-                    "issuing_centre": "Casablanca"},
-        "holder": {"cnie": "AB123456", "last_name": "Alaoui", "first_name": "Sara",
-                   "birth_date": "1990-02-03"},
-        "requesting_authority": {"name": "DGT Madrid", "country": "ES",
-                                 "reference": f"DGT-{n:08d}"},
-        "applicant": {"email": "sara.alaoui@example.org", "phone": "+34612345678"},
-    }
+    """Request ``n``: the demo's authentic-licence request (kept valid by the demo's own tests),
+    with a licence number and a foreign reference of its own."""
+    from hub.demo_scenarios import licence_request
+
+    data = licence_request("authentic", serial=100000 + n % 800000)
+    data["requesting_authority"] = {**data["requesting_authority"], "reference": f"DGT-{n:08d}"}
+    return data
 
 
 def canonical_payload(data: dict[str, Any]) -> dict[str, Any]:
-    """What the route step sends NARSA (``input: [licence, holder, requesting_authority]``)."""
-    return {key: data[key] for key in ("licence", "holder", "requesting_authority")}
+    """What the route's NARSA step sends (its ``input`` selection), through the hub's router."""
+    from hub import router
+    from hub.services import ServiceCatalog
+
+    global _step
+    if _step is None:
+        route = ServiceCatalog.load().get(SERVICE).route
+        _step = next(step for step in route.steps if step.agency == "narsa")  # type: ignore[union-attr]
+    return router.request_payload(_step, data)
 
 
+_step: Any = None
 _request_mapping = None
 
 
