@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from pathlib import Path
 
 from bench.context import FULL, QUICK, SMOKE, Context
 from bench.infra import ServicesMissing, check_services
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         profile = dataclasses.replace(
             profile, hub_workers=tuple(int(w) for w in args.workers.split(",")))
+    # SIGTERM ends the run like Ctrl-C: scenarios stop their processes and drop their databases.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         amqp, postgres = check_services()
     except ServicesMissing as exc:
