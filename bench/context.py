@@ -25,6 +25,9 @@ class Profile:
     concurrency: int = 4
     #: Case-worker threads per worker process (``hub worker --case-threads``).
     case_threads: int = 4
+    #: ``HUB_RELAY_POLL_INTERVAL`` of the relay (a fallback on PostgreSQL, which notifies it).
+    relay_poll: float = 0.2
+    embedded_relay_poll: float = 0.01
     scale_sizes: tuple[int, ...] = (10**3, 10**4)
     scale_duration: float = 3.0
     soak_minutes: float = 0.0
@@ -35,7 +38,7 @@ class Profile:
     latency_per_worker_count: bool = False
 
 
-QUICK = Profile("quick", warmup=1.0, duration=3.0, drain=20.0)
+QUICK = Profile("quick", warmup=1.0, duration=2.5, scale_duration=2.0, drain=20.0)
 #: For the test suite: every scenario for a second or so; the figures mean nothing.
 SMOKE = Profile("smoke", warmup=0.3, duration=1.0, window=16, hub_workers=(1,),
                 scale_sizes=(100,), scale_duration=0.8, drain=20.0)

@@ -36,9 +36,10 @@ def drive(group: ProcessGroup, spec: LoadSpec, *, scenario: str, completions: Co
     spec_path.write_text(json.dumps(asdict(spec)))
     started = time.time()
     loadgen = group.start("loadgen", ["-m", "bench.load", str(spec_path), str(out_path)],
-                          ready=None, measured=False)
-    # The window opens after the warm-up; the load generator needs ~0.3 s to import first.
-    time.sleep(spec.warmup + 0.3)
+                          ready="START", measured=False, timeout=120)
+    t0 = float(loadgen.ready_line.split()[1])  # type: ignore[attr-defined]
+    # The window opens after the warm-up, on the load generator's clock.
+    time.sleep(max(0.0, t0 + spec.warmup - time.time()))
     group.check_alive()
     group.mark()
     if observe is not None:
@@ -48,7 +49,7 @@ def drive(group: ProcessGroup, spec: LoadSpec, *, scenario: str, completions: Co
     sampler.mark()
     if on_window:
         on_window()
-    time.sleep(spec.duration)
+    time.sleep(max(0.0, t0 + spec.warmup + spec.duration - time.time()))
     group.end()
     if observe is not None:
         observe.end()

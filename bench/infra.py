@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from typing import Iterator
+from typing import Any, Iterator
 
 from hub.testing import amqp_url, postgres_admin_url, rabbitmq_problem
 
@@ -62,9 +62,26 @@ def fresh_database(label: str = "bench") -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _drop(admin, name)
+
+
+def _drop(admin: Any, name: str, attempts: int = 5) -> None:
+    """Drop a scenario's database, retrying across a PostgreSQL restart (other work on the
+    machine may restart it)."""
+    import time
+
+    from sqlalchemy import text
+
+    for attempt in range(attempts):
+        try:
+            admin.dispose()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except Exception:  # noqa: BLE001 - retried, then left for the operator to see
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2.0)
 
 
 def delete_queues(url: str, queues: list[str], exchanges: list[str] = ()) -> None:  # type: ignore[assignment]

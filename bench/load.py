@@ -135,8 +135,10 @@ class _Sender:
             pass
 
 
-def run_load(spec: LoadSpec) -> LoadResult:
+def run_load(spec: LoadSpec, on_start: Any = None) -> LoadResult:
     t0 = time.time()
+    if on_start is not None:
+        on_start(t0)
     result = LoadResult(t0=t0, t_warm=t0 + spec.warmup, t_end=t0 + spec.warmup + spec.duration)
     lock = threading.Lock()
     counter = iter(range(spec.offset, spec.offset + 10**9))
@@ -216,7 +218,8 @@ def main(argv: list[str]) -> int:
     spec_path, out_path = argv
     with open(spec_path) as handle:
         spec = LoadSpec(**json.load(handle))
-    result = run_load(spec)
+    # The harness opens its CPU window at START + warm-up: the same window as ours.
+    result = run_load(spec, on_start=lambda t0: print(f"START {t0!r}", flush=True))
     with open(out_path, "w") as handle:
         json.dump(asdict(result), handle)
     return 0

@@ -48,8 +48,10 @@ def hub_env(ctx: Context, *, database_url: str | None, namespace: str, data_dir:
     env = {
         "HUB_DATA_DIR": data_dir, "HUB_BROKER_NAMESPACE": namespace,
         "HUB_AGENCY_NARSA_URL": ctx.simulator_url, "HUB_LOG_LEVEL": "WARNING",
-        # A relay in its own process is not woken by other processes' commits: it polls.
-        "HUB_RELAY_POLL_INTERVAL": "0.01",
+        # PostgreSQL wakes the relay at each commit (LISTEN/NOTIFY), so the default poll is
+        # only a fallback there; SQLite cannot wake a relay in another process: it polls.
+        "HUB_RELAY_POLL_INTERVAL": str(ctx.profile.embedded_relay_poll if embedded
+                                       else ctx.profile.relay_poll),
     }
     if not embedded:
         env["HUB_BROKER_URL"] = ctx.amqp_url

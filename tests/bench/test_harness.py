@@ -46,8 +46,11 @@ def test_every_scenario_runs_and_reports_the_json_keys(rabbitmq_url: str, postgr
         scenario = results[name]
         for field in ("throughput", "p50_ms", "p95_ms", "p99_ms", "cpu_cores", "peak_rss_mb"):
             assert field in scenario, (name, field)
-        assert scenario["throughput"] > 0, name
-        assert scenario["runs"]["peak"]["errors"] == 0, (name, scenario["runs"]["peak"])
+        for label, run in scenario["runs"].items():
+            # Work was offered, none refused, and it completed (throughput in a one-second
+            # window depends on the machine's load, so it is not asserted).
+            assert run["submitted"] > 0 and run["errors"] == 0, (name, label, run)
+            assert run["completed"] > 0, (name, label, run)
     assert set(results["hub"]["by_workers"]) == {"1"}
     assert results["hub"]["cpu_cores"] > 0 and results["hub"]["peak_rss_mb"] > 0
     assert results["scale"]["points"][0]["stored_cases"] == 100
