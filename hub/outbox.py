@@ -7,6 +7,11 @@ the message id, so the effect stays single.
 
 Several relays may run against PostgreSQL: each claims a batch with ``FOR UPDATE SKIP LOCKED``.
 On SQLite the claim serializes on the database lock, which is what one machine needs.
+
+Wake-ups: a writer in the relay's own process calls `OutboxRelay.wake`; on PostgreSQL every
+commit that adds outbox rows also notifies channel ``hub_outbox`` (a trigger, migration 0002),
+which the relay listens to, so a relay in another process starts at once instead of at its next
+poll. Polling stays as the fallback: a lost notification only delays a row, never loses it.
 """
 from __future__ import annotations
 
@@ -26,6 +31,9 @@ from hub.store import Store
 from hub.store.models import OutboxRow, utcnow
 
 log = logging.getLogger(__name__)
+
+#: PostgreSQL channel notified when outbox rows commit (see migration 0002_outbox_notify).
+NOTIFY_CHANNEL = "hub_outbox"
 
 
 def enqueue(session: Session, seal: Seal, envelope: Envelope, routing_key: str, *,
@@ -57,6 +65,25 @@ class OutboxRelay:
     def wake(self) -> None:
         """Ask for a pass now (an in-process writer just committed rows)."""
         self._wake.set()
+
+    def _listen(self, stop: threading.Event) -> None:
+        """PostgreSQL: turn ``hub_outbox`` notifications into wake-ups until ``stop``."""
+        import psycopg
+
+        conninfo = self.store.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        while not stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # rows committed while we were not listening
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                # The database went away: polling carries on meanwhile; listen again shortly.
+                log.info("outbox relay: notifications unavailable (%s); polling", exc)
+                stop.wait(1.0)
 
     def _claim(self, session: Session) -> list[OutboxRow]:
         query = (select(OutboxRow).where(OutboxRow.sent_at.is_(None))
@@ -116,6 +143,9 @@ class OutboxRelay:
                headers={**(row.headers or {}), **headers}, actor="hub:relay")
 
     def run(self, stop: threading.Event) -> None:
+        if self.store.dialect == "postgresql":
+            threading.Thread(target=self._listen, args=(stop,), name="relay-listen",
+                             daemon=True).start()
         while not stop.is_set():
             try:
                 count = self.run_once()

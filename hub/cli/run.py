@@ -63,14 +63,16 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
               help="Run connector workers for this agency (repeatable; default: all).")
 @click.option("--concurrency", type=int, help="Connector threads per agency (default: per agency).")
 @click.option("--cases/--no-cases", default=True, help="Run the case worker.")
+@click.option("--case-threads", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Case-worker threads (answers applied in parallel; cases are row-locked).")
 @click.option("--recorder/--no-recorder", default=True, help="Run the dead-letter recorder.")
 @click.option("--with-relay", is_flag=True, help="Also run the outbox relay in this process.")
-def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, recorder: bool,
-           with_relay: bool) -> None:
+def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, case_threads: int,
+           recorder: bool, with_relay: bool) -> None:
     """Run connector workers, the case worker and the dead-letter recorder until SIGTERM."""
     hub = build_hub()
     hub.setup()
-    with hub.run(relay=with_relay, cases=1 if cases else 0, recorder=recorder,
+    with hub.run(relay=with_relay, cases=case_threads if cases else 0, recorder=recorder,
                  agencies=agencies or None, concurrency=concurrency) as runner:
         click.echo(f"worker running: {', '.join(t.name for t in runner.threads)}", err=True)
         wait_for_signal(runner.stop_event)
