@@ -5,8 +5,10 @@
     with hub.run():                          # relay, case worker, connector workers, recorder
         opened = hub.submit("driving_licence_authentication", data, actor="applicant")
 
-Every part receives its dependencies from here (store, broker factory, seal, audit, connector),
-so tests swap any of them: ``Hub(settings, connectors={"narsa": lambda: MockConnector(...)})``.
+Every part receives its dependencies from here (store, broker factory, keys, seal, audit,
+connector), so tests swap any of them: ``Hub(settings, connectors={"narsa": lambda: MockConnector(...)})``.
+Keys (`hub.keys.HubKeys`: signing key, trust store, data keys) are loaded once, here; a hub
+without keys refuses to start and names ``hub keys init``.
 In production each kind of part runs in its own processes (``hub worker``, ``hub relay``,
 ``hub serve``), any number of each; `run` puts them all in one process for the quick start.
 """
@@ -30,7 +32,8 @@ from hub.deadletters import DeadLetterRecorder
 from hub.errors import ConfigurationError
 from hub.outbox import OutboxRelay
 from hub.retry import RetryPolicy
-from hub.seal import HmacSeal, Seal, load_or_create_key
+from hub.keys import HubKeys
+from hub.seal import JwsSeal, Seal
 from hub.services import ServiceCatalog
 from hub.store import Store
 from hub.workers import CaseWorker, ConnectorWorker
@@ -47,9 +50,11 @@ class Hub:
                  agency_overrides: Mapping[str, Mapping[str, Any]] | None = None,
                  connectors: Mapping[str, Callable[[], Connector]] | None = None,
                  catalog: ServiceCatalog | None = None, seal: Seal | None = None,
-                 features: Iterable[str] = ()) -> None:
+                 features: Iterable[str] = (), keys: HubKeys | None = None) -> None:
         self.settings = settings
         settings.ensure_dirs()
+        #: Loaded once for the life of the process; parts receive what they need from it.
+        self.keys = keys or HubKeys.load(settings)
         self.store = store or Store.from_url(settings.database_url)
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
@@ -69,7 +74,7 @@ class Hub:
             {name: config.retry.policy().ladder for name, config in self.agencies.items()},
             case_retry_delays=CASE_RETRY.ladder)
         self.audit = AuditLog()
-        self.seal = seal or HmacSeal(load_or_create_key(settings.keys_dir / "envelope-seal.key"))
+        self.seal = seal or JwsSeal(self.keys.signer, self.keys.trust)
         self.relay = OutboxRelay(self.store, self.open_broker, self.audit,
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
@@ -99,7 +104,13 @@ class Hub:
         config = self.agencies.get(agency)
         if config is None:
             raise ConfigurationError(f"no agency named {agency!r}")
-        return build_connector(config, node_id=self.settings.node_id)
+        return build_connector(config, **self.connector_dependencies(agency))
+
+    def connector_dependencies(self, agency: str) -> dict[str, Any]:
+        """What a connector of ``agency`` receives: the hub's identity and signing key, the
+        trust store that verifies the agency's answers, and the replay guard's store."""
+        return dict(node_id=self.settings.node_id, signer=self.keys.signer,
+                    trust=self.keys.trust, settings=self.settings)
 
     # -- use cases -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
     hub simulators      the agency simulators
     hub dlq ...         list, show, replay dead letters
     hub db upgrade      apply database migrations
+    hub keys ...        create, inspect, rotate and revoke keys
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ COMMAND_MODULES = (
     "hub.cli.run",
     "hub.cli.dlq",
     "hub.cli.db",
+    "hub.cli.keys",
 )
 
 
