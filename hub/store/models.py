@@ -6,6 +6,8 @@
 - `ProcessedMessage`: ids a consumer has applied; the unique key makes redelivery harmless.
 - `AuditRow`: one record per hop (who, what, when, message, digest, outcome).
 - `DeadLetterRow`: a parked message with its reason and original bytes, replayable.
+- `SeenMessage`: signed message ids received from each party (replay protection), purged after
+  the replay window.
 """
 from __future__ import annotations
 
@@ -163,3 +165,17 @@ class DeadLetterRow(Base):
     replayed_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("message_id", "dead_lettered_at", name="uq_dead_letter"),)
+
+
+class SeenMessage(Base):
+    """A signed message id received from a party: a second arrival is a replay (`hub.replay`).
+
+    Kept only as long as `security.replay.ReplayGuard.retention`: older messages are refused on
+    their timestamp alone, so their ids need not be remembered.
+    """
+
+    __tablename__ = "seen_messages"
+
+    party: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
