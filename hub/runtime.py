@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from connectors.base import Connector
 from connectors.registry import AgencyConfig, build_connector, load_agencies
 from hub.audit import AuditLog
+from hub.audit_chain import AuditSealer
 from hub.broker import Broker, open_broker
 from hub.broker.topology import Topology
 from hub.cases import CaseBook, OpenedCase
@@ -143,12 +144,18 @@ class Hub:
     def recorder(self) -> DeadLetterRecorder:
         return DeadLetterRecorder(self.store, self.open_broker, self.audit, self.topology)
 
+    def sealer(self) -> AuditSealer:
+        """Chains committed audit records (one pass every ``HUB_AUDIT_SEAL_INTERVAL``)."""
+        return AuditSealer(self.store, interval=self.settings.audit_seal_interval)
+
     @contextlib.contextmanager
     def run(self, *, relay: bool = True, cases: int = 1, recorder: bool = True,
-            agencies: Iterable[str] | None = None, concurrency: int | None = None
-            ) -> Iterator["Runner"]:
+            agencies: Iterable[str] | None = None, concurrency: int | None = None,
+            sealer: bool = True) -> Iterator["Runner"]:
         """Run parts in threads of this process until the block ends (then drain and stop)."""
         runner = Runner()
+        if sealer:
+            runner.add("audit-sealer", self.sealer().run)
         if relay:
             runner.add("relay", self.relay.run)
         for n in range(cases):

@@ -8,6 +8,7 @@
     hub dlq ...         list, show, replay dead letters
     hub db upgrade      apply database migrations
     hub keys ...        create, inspect, rotate and revoke keys
+    hub audit ...       seal, checkpoint, verify and export the audit chain
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ COMMAND_MODULES = (
     "hub.cli.dlq",
     "hub.cli.db",
     "hub.cli.keys",
+    "hub.cli.audit",
 )
 
 
