@@ -66,6 +66,6 @@ class AuditLog:
         )
         session.add(row)
         if self.chain is not None:
-            session.flush([row])
+            session.flush()
             self.chain.link(session, row)
         return row

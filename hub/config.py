@@ -55,6 +55,20 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _int(env, name, default, minimum=minimum)
+    if value > maximum:
+        raise ConfigurationError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
 def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
     raw = env.get(name) or ""
     names = frozenset(part.strip() for part in raw.split(",") if part.strip())
@@ -74,6 +88,44 @@ def _language(env: Mapping[str, str], name: str, default: str) -> str:
     if raw not in LANGUAGES:
         raise ConfigurationError(f"{name} must be one of {', '.join(LANGUAGES)}, got {raw!r}")
     return raw
+#: ``HUB_SIGNATURE_ALGORITHM`` values and the key type `hub keys init` makes for each.
+SIGNATURE_ALGORITHMS: dict[str, str] = {"ecdsa-p256": "ec", "rsa-sha256": "rsa"}
+
+def default_retention_days() -> dict[str, int]:
+    """Retention per service shipped with the hub (``hub/data/retention.yaml``), in days."""
+    from importlib import resources
+
+    import yaml
+
+    text = (resources.files("hub") / "data" / "retention.yaml").read_text("utf-8")
+    days = yaml.safe_load(text) or {}
+    if not isinstance(days, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in days.items()):
+        raise ConfigurationError("hub/data/retention.yaml must map service names to days > 0")
+    return days
+
+
+def _agency_values(env: Mapping[str, str], suffix: str) -> dict[str, str]:
+    """``HUB_AGENCY_<NAME><suffix>`` variables as ``{name: value}`` (name lower-cased)."""
+    prefix = "HUB_AGENCY_"
+    return {key[len(prefix):-len(suffix)].lower(): value for key, value in env.items()
+            if key.startswith(prefix) and key.endswith(suffix) and len(key) > len(prefix)
+            + len(suffix) and value}
+
+
+def _pins(env: Mapping[str, str], suffix: str) -> dict[str, frozenset[str]]:
+    # Comma-separated: pin the current and the next key during a rotation.
+    return {name: frozenset(p.strip() for p in value.split(",") if p.strip())
+            for name, value in _agency_values(env, suffix).items()}
+
+
+def _retention(env: Mapping[str, str]) -> dict[str, int]:
+    days = default_retention_days()
+    prefix, suffix = "HUB_RETENTION_", "_DAYS"
+    for key in env:
+        if key.startswith(prefix) and key.endswith(suffix) and key != "HUB_RETENTION_DAYS":
+            days[key[len(prefix):-len(suffix)].lower()] = _int(env, key, 0, minimum=1)
+    return days
 
 
 @dataclass(frozen=True)
@@ -132,6 +184,42 @@ class Settings:
     unclaimed_attachment_hours: int = 24
     #: Default language of the applicant pages and API messages (``HUB_DEFAULT_LANGUAGE``).
     default_language: str = "fr"
+    #: Signatures of the hub (XML-DSig, JWS, envelope seals, checkpoints): ``ecdsa-p256``
+    #: (ES256 / ecdsa-sha256) or ``rsa-sha256`` (RS256, RSA 3072). `hub keys init` makes keys of
+    #: that kind; the hub refuses to start with keys of the other kind.
+    signature_algorithm: str = "ecdsa-p256"
+    #: Replay protection of signed agency messages: accepted age (seconds) and clock skew.
+    replay_window: float = 300.0
+    replay_skew: float = 60.0
+    #: Lifetime of access tokens (seconds, at most 8 hours).
+    token_ttl: int = 900
+    #: SPKI pins per agency (``HUB_AGENCY_<NAME>_SIGNING_PIN`` / ``..._TLS_PIN``, comma-separated):
+    #: when set, only those keys may sign for / serve as the agency.
+    agency_signing_pins: dict[str, frozenset[str]] = field(default_factory=dict)
+    agency_tls_pins: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Mutual TLS with agencies: every agency (``HUB_AGENCY_TLS=1``) or some
+    #: (``HUB_AGENCY_<NAME>_TLS=1``).
+    agency_tls_all: bool = False
+    agency_tls: frozenset[str] = frozenset()
+    #: Seconds between two passes of the audit sealer (chains new audit records).
+    audit_seal_interval: float = 0.5
+    #: Retention of personal data per service, in days (`default_retention_days` overridden by
+    #: ``HUB_RETENTION_<SERVICE>_DAYS``), and for services not listed (``HUB_RETENTION_DAYS``).
+    retention_days: dict[str, int] = field(default_factory=dict)
+    default_retention_days: int = 1095
+    #: Dead-letter bodies and sent outbox rows are purged after this many days.
+    message_retention_days: int = 90
+
+    def uses_agency_tls(self, agency: str) -> bool:
+        return self.agency_tls_all or agency in self.agency_tls
+
+    def retention_for(self, service: str) -> int:
+        return self.retention_days.get(service, self.default_retention_days)
+
+    @property
+    def key_algorithm(self) -> str:
+        """The `security.pki` key type for `signature_algorithm` (``ec`` or ``rsa``)."""
+        return SIGNATURE_ALGORITHMS[self.signature_algorithm]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -184,6 +272,20 @@ class Settings:
             unclaimed_attachment_hours=_int(env, "HUB_UNCLAIMED_ATTACHMENT_HOURS", 24,
                                             minimum=1),
             default_language=_language(env, "HUB_DEFAULT_LANGUAGE", "fr"),
+            signature_algorithm=_choice(env, "HUB_SIGNATURE_ALGORITHM", "ecdsa-p256",
+                                        tuple(SIGNATURE_ALGORITHMS)),
+            replay_window=_float(env, "HUB_REPLAY_WINDOW", 300.0, minimum=1.0),
+            replay_skew=_float(env, "HUB_REPLAY_SKEW", 60.0, minimum=0.0),
+            token_ttl=_bounded(env, "HUB_TOKEN_TTL", 900, 1, 8 * 3600),
+            agency_signing_pins=_pins(env, "_SIGNING_PIN"),
+            agency_tls_pins=_pins(env, "_TLS_PIN"),
+            agency_tls_all=_bool(env, "HUB_AGENCY_TLS", False),
+            agency_tls=frozenset(name for name in _agency_values(env, "_TLS")
+                                 if _bool(env, f"HUB_AGENCY_{name.upper()}_TLS", False)),
+            audit_seal_interval=_float(env, "HUB_AUDIT_SEAL_INTERVAL", 0.5, minimum=0.01),
+            retention_days=_retention(env),
+            default_retention_days=_int(env, "HUB_RETENTION_DAYS", 1095, minimum=1),
+            message_retention_days=_int(env, "HUB_MESSAGE_RETENTION_DAYS", 90, minimum=1),
         )
 
     def ensure_dirs(self) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from connectors.registry import load_agencies, start_simulators
 from hub import deadletters
 from hub.config import Settings
+from hub.keys import ensure_dev_keys
 from hub.runtime import Hub
 from hub.services import ServiceCatalog
 from hub.store.models import CaseRow, DeadLetterRow, ExchangeRow
@@ -81,6 +82,8 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
     with tempfile.TemporaryDirectory(prefix="hub-demo-") as scratch:
         root = Path(data_dir) if data_dir else Path(scratch)
         settings = Settings.from_env({"HUB_DATA_DIR": str(root), "HUB_RELAY_POLL_INTERVAL": "0.05"})
+        # The demo's throw-away PKI, made by the same code as `hub keys init`.
+        ensure_dev_keys(settings)
         agencies = load_agencies()
         needed = {a for s in chosen for a in _agencies_of(s)}
         simulators = start_simulators({n: c for n, c in agencies.items() if n in needed},

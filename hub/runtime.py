@@ -5,8 +5,10 @@
     with hub.run():                          # relay, case worker, connector workers, recorder
         opened = hub.submit("driving_licence_authentication", data, actor="applicant")
 
-Every part receives its dependencies from here (store, broker factory, seal, audit, connector),
-so tests swap any of them: ``Hub(settings, connectors={"narsa": lambda: MockConnector(...)})``.
+Every part receives its dependencies from here (store, broker factory, keys, seal, audit,
+connector), so tests swap any of them: ``Hub(settings, connectors={"narsa": lambda: MockConnector(...)})``.
+Keys (`hub.keys.HubKeys`: signing key, trust store, data keys) are loaded once, here; a hub
+without keys refuses to start and names ``hub keys init``.
 In production each kind of part runs in its own processes (``hub worker``, ``hub relay``,
 ``hub serve``), any number of each; `run` puts them all in one process for the quick start.
 """
@@ -22,6 +24,7 @@ from connectors.base import Connector
 from connectors.registry import AgencyConfig, build_connector, load_agencies
 from hub.attachments import AttachmentStore, open_cipher
 from hub.audit import AuditLog
+from hub.audit_chain import AuditSealer
 from hub.broker import Broker, open_broker
 from hub.broker.topology import Topology
 from hub.cases import CaseBook, OpenedCase
@@ -32,7 +35,8 @@ from hub.errors import ConfigurationError
 from hub.ops.hooks import Observer
 from hub.outbox import OutboxRelay
 from hub.retry import RetryPolicy
-from hub.seal import HmacSeal, Seal, load_or_create_key
+from hub.keys import HubKeys
+from hub.seal import JwsSeal, Seal
 from hub.services import ServiceCatalog
 from hub.store import Store
 from hub.workers import CaseWorker, ConnectorWorker
@@ -49,9 +53,12 @@ class Hub:
                  agency_overrides: Mapping[str, Mapping[str, Any]] | None = None,
                  connectors: Mapping[str, Callable[[], Connector]] | None = None,
                  catalog: ServiceCatalog | None = None, seal: Seal | None = None,
-                 features: Iterable[str] = (), observer: Observer | None = None) -> None:
+                 features: Iterable[str] = (), observer: Observer | None = None,
+                 keys: HubKeys | None = None) -> None:
         self.settings = settings
         settings.ensure_dirs()
+        #: Loaded once for the life of the process; parts receive what they need from it.
+        self.keys = keys or HubKeys.load(settings)
         self.store = store or Store.from_url(settings.database_url)
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
@@ -71,7 +78,7 @@ class Hub:
             {name: config.retry.policy().ladder for name, config in self.agencies.items()},
             case_retry_delays=CASE_RETRY.ladder)
         self.audit = AuditLog()
-        self.seal = seal or HmacSeal(load_or_create_key(settings.keys_dir / "envelope-seal.key"))
+        self.seal = seal or JwsSeal(self.keys.signer, self.keys.trust)
         self.relay = OutboxRelay(self.store, self.open_broker, self.audit,
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
@@ -110,16 +117,22 @@ class Hub:
         config = self.agencies.get(agency)
         if config is None:
             raise ConfigurationError(f"no agency named {agency!r}")
-        return build_connector(config, node_id=self.settings.node_id, signing=self.signing)
+        return build_connector(config, **self.connector_dependencies(agency))
+
+    def connector_dependencies(self, agency: str) -> dict[str, Any]:
+        """What a connector of ``agency`` receives: the hub's identity, its message signing
+        (signing key and the trust store that verifies the agency's answers) and settings."""
+        return dict(node_id=self.settings.node_id, signing=self.signing,
+                    signer=self.keys.signer, trust=self.keys.trust, settings=self.settings)
 
     @property
     def signing(self) -> Any:
-        """The hub's message signing (XML-DSig, JWS) when ``keys_dir`` holds a PKI, else None:
-        agency messages are then exchanged unsigned (development without keys)."""
+        """The hub's message signing (XML-DSig, JWS) over the keys loaded at start."""
         if not hasattr(self, "_signing"):
             from connectors.signing import MessageSigning
 
-            self._signing = MessageSigning.load(self.settings.keys_dir, "hub")
+            self._signing = MessageSigning(party="hub", signer=self.keys.signer,
+                                           trust=self.keys.trust)
         return self._signing
 
     # -- use cases -----------------------------------------------------------------------------
@@ -154,13 +167,19 @@ class Hub:
     def recorder(self) -> DeadLetterRecorder:
         return DeadLetterRecorder(self.store, self.open_broker, self.audit, self.topology)
 
+    def sealer(self) -> AuditSealer:
+        """Chains committed audit records (one pass every ``HUB_AUDIT_SEAL_INTERVAL``)."""
+        return AuditSealer(self.store, interval=self.settings.audit_seal_interval)
+
     @contextlib.contextmanager
     def run(self, *, relay: bool = True, cases: int = 1, recorder: bool = True,
-            agencies: Iterable[str] | None = None, concurrency: int | None = None
-            ) -> Iterator["Runner"]:
+            agencies: Iterable[str] | None = None, concurrency: int | None = None,
+            sealer: bool = True) -> Iterator["Runner"]:
         """Run parts in threads of this process until the block ends (then drain and stop)."""
         runner = Runner()
         components: list[str] = []
+        if sealer:
+            runner.add("audit-sealer", self.sealer().run)
         if relay:
             runner.add("relay", self.relay.run)
             components.append("relay")

@@ -1,16 +1,34 @@
 """The seal on envelopes inside the hub: who wrote this message, and is it unchanged?
 
-Every envelope the hub writes (outbox, broker) is sealed over its canonical bytes and checked when
-it is read back, so a message altered in the broker or the store is detected and parked. The
-`Seal` protocol is what the outbox and the consumers use. `HmacSeal` keys it with a secret of the
-deployment; `Unsealed` is for unit tests of other parts only.
+Every envelope the hub writes (outbox, broker, dead letters) is sealed over its canonical bytes
+and checked when it is read back, so a message altered in the broker or the store is detected and
+parked. The `Seal` protocol is what the outbox and the consumers use.
+
+`JwsSeal` is the hub's seal: a detached JWS (`security.jws.sign_detached`, ES256 or RS256 by
+``HUB_SIGNATURE_ALGORITHM``) under the hub's signing key, ``jti`` = the envelope id, stored in
+``Envelope.signature``. It is verified with the trust store (the hub's certificate, our CA, the
+CRL), so a forged envelope needs the hub's private key, not just write access to a queue, and an
+agency or an auditor can check an exported envelope offline with the hub's certificate.
+The ``attempt`` counter is outside the canonical bytes: a retry does not need a new seal.
+
+Cost per message, measured with ``python -m bench.evidence`` on the development machine: EC P-256
+0.65 ms to seal + 0.7 ms to check (1.4 ms), RSA 3072 4.6 + 1.3 ms; an envelope is sealed once and
+checked by each consumer it reaches (twice on a request's way to the agency and back).
+
+`Unsealed` is for unit tests of other parts only.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 from hub.envelope import Envelope
+from hub.errors import SignatureInvalid
+from security.jws import sign_detached, verify_detached
+from security.keys import Signer
+from security.trust import TrustStore
+
+#: The party whose signature an internal envelope must carry.
+HUB_PARTY = "hub"
 
 
 class Seal(Protocol):
@@ -18,7 +36,8 @@ class Seal(Protocol):
         """The envelope with its ``signature`` set over its canonical bytes."""
 
     def check(self, envelope: Envelope) -> None:
-        """Raise `hub.errors.SignatureInvalid` unless the signature covers these bytes."""
+        """Raise `hub.errors.SignatureInvalid` (or `UntrustedCertificate`) unless the signature
+        covers these bytes and was made by the hub."""
 
 
 class Unsealed:
@@ -31,52 +50,25 @@ class Unsealed:
         return None
 
 
-class HmacSeal:
-    """HMAC-SHA256 over the canonical bytes under a secret key of the deployment.
+class JwsSeal:
+    """Detached JWS over the canonical bytes, by the hub's signing key (see module docstring)."""
 
-    Detects any change made in the broker or the store by someone without the key. It is not
-    attributable to one party (every hub process holds the key); signatures between the hub and
-    agencies are asymmetric (`security.jws`, `security.xmldsig`).
-    """
-
-    prefix = "hmac-sha256:"
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
-            raise ValueError("the envelope seal key must be at least 32 bytes")
-        self._key = key
-
-    def _mac(self, envelope: Envelope) -> str:
-        import hashlib
-        import hmac
-
-        return hmac.new(self._key, envelope.canonical_bytes(), hashlib.sha256).hexdigest()
+    def __init__(self, signer: Signer, trust: TrustStore, *, party: str = HUB_PARTY) -> None:
+        self.signer = signer
+        self.trust = trust
+        self.party = party
 
     def seal(self, envelope: Envelope) -> Envelope:
-        return envelope.with_signature(self.prefix + self._mac(envelope))
+        return envelope.with_signature(sign_detached(
+            envelope.canonical_bytes(), self.signer, message_id=str(envelope.id),
+            now=envelope.created_at))
 
     def check(self, envelope: Envelope) -> None:
-        import hmac
-
-        from hub.errors import SignatureInvalid
-
         if not envelope.signature:
-            raise SignatureInvalid(f"envelope {envelope.id} is not sealed")
-        if not envelope.signature.startswith(self.prefix) or not hmac.compare_digest(
-                envelope.signature[len(self.prefix):], self._mac(envelope)):
-            raise SignatureInvalid(f"envelope {envelope.id} was altered after it was sealed")
-
-
-def load_or_create_key(path: Path) -> bytes:
-    """The seal key at ``path``, created (random, mode 0600) on first use."""
-    import os
-    import secrets
-
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex())
-    return key
+            raise SignatureInvalid(f"envelope {envelope.id} is not sealed", reason="unsigned")
+        verified = verify_detached(envelope.signature, envelope.canonical_bytes(), self.trust,
+                                   self.party)
+        # The signature must be this envelope's, not a valid one lifted from another message.
+        if verified.message_id != str(envelope.id):
+            raise SignatureInvalid(f"envelope {envelope.id} carries the seal of message "
+                                   f"{verified.message_id}", reason="wrong_message")

@@ -160,10 +160,12 @@ def narsa_simulator() -> Iterator[Any]:
 def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Build hubs on throw-away storage: ``hub_factory(broker_url=..., database_url=...)``.
 
-    Defaults: embedded broker and SQLite under ``tmp_path``. Namespaced RabbitMQ topologies are
-    deleted after the test.
+    Defaults: embedded broker and SQLite under ``tmp_path``, development keys made by the code of
+    ``hub keys init`` in the data directory. Namespaced RabbitMQ topologies are deleted after the
+    test.
     """
     from hub.config import Settings
+    from hub.keys import ensure_dev_keys
     from hub.runtime import Hub
 
     built: list[Any] = []
@@ -179,7 +181,10 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
             values["HUB_DATABASE_URL"] = database_url
         values["HUB_BROKER_NAMESPACE"] = namespace or f"t{secrets.token_hex(4)}"
         values.update(env or {})
-        hub = Hub(Settings.from_env(values), **options)
+        settings = Settings.from_env(values)
+        if "keys" not in options:
+            ensure_dev_keys(settings)
+        hub = Hub(settings, **options)
         built.append(hub)
         return hub
 

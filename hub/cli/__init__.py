@@ -11,6 +11,8 @@
     hub appointments import FILE   migrate the legacy platform's bookings
     hub staff token     an access token for the back-office
     hub connector new   scaffold a new agency connector (--soap or --rest)
+    hub keys ...        create, inspect, rotate and revoke keys
+    hub audit ...       seal, checkpoint, verify and export the audit chain
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ COMMAND_MODULES = (
     "hub.cli.appointments",
     "hub.cli.staff",
     "hub.cli.connector",
+    "hub.cli.keys",
+    "hub.cli.audit",
 )
 
 

@@ -80,15 +80,20 @@ def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, case
 
 @click.command()
 def relay() -> None:
-    """Run the outbox relay until SIGTERM."""
+    """Run the outbox relay (and the audit sealer) until SIGTERM."""
     hub = build_hub()
     hub.setup()
     stop = threading.Event()
-    thread = threading.Thread(target=hub.relay.run, args=(stop,), name="relay", daemon=True)
-    thread.start()
-    click.echo("outbox relay running", err=True)
+    threads = [threading.Thread(target=hub.relay.run, args=(stop,), name="relay", daemon=True),
+               # The relay process also chains audit records (several sealers coordinate).
+               threading.Thread(target=hub.sealer().run, args=(stop,), name="audit-sealer",
+                                daemon=True)]
+    for thread in threads:
+        thread.start()
+    click.echo("outbox relay and audit sealer running", err=True)
     wait_for_signal(stop)
-    thread.join(30)
+    for thread in threads:
+        thread.join(30)
 
 
 @click.command()

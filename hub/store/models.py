@@ -4,8 +4,11 @@
 - `ExchangeRow`: one exchange of a case with an agency (a route step), its state and answer.
 - `OutboxRow`: messages committed with the change that caused them, published by the relay.
 - `ProcessedMessage`: ids a consumer has applied; the unique key makes redelivery harmless.
-- `AuditRow`: one record per hop (who, what, when, message, digest, outcome).
+- `AuditRow`: one record per hop (who, what, when, message, digest, outcome), hash-chained by
+  the sealer; `AuditChainHead` and `AuditCheckpoint`: the chain's end and its signed checkpoints.
 - `DeadLetterRow`: a parked message with its reason and original bytes, replayable.
+- `SeenMessage`: signed message ids received from each party (replay protection), purged after
+  the replay window.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer,
                         LargeBinary, String, Text, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary,
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -139,6 +144,44 @@ class AuditRow(Base):
     digest: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Place in the tamper-evident chain, given by the sealer after the row committed
+    #: (`hub.audit_chain`); NULL until then.
+    chain_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    #: SHA-256(previous chain hash || SHA-256(canonical record)), hex.
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # The sealer's work list: rows not chained yet, in id order.
+        Index("ix_audit_records_unsealed", "id", postgresql_where=text("chain_position IS NULL"),
+              sqlite_where=text("chain_position IS NULL")),
+    )
+
+
+class AuditChainHead(Base):
+    """The end of the audit chain (one row): where the sealer appends next. Locked by the sealer
+    only, never by writers, so chaining does not serialize the hub's transactions."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "the audit chain had this hash at this position, at this time"."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    position: Mapped[int] = mapped_column(BigInteger, unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column()
+    #: Detached JWS (hub signing key) over the canonical checkpoint statement.
+    signature: Mapped[str] = mapped_column(Text)
+    #: PEM of the certificate that signed it (checkpoints outlive key rotations).
+    certificate: Mapped[str] = mapped_column(Text)
 
 
 class DeadLetterRow(Base):
@@ -312,4 +355,15 @@ class WorkerHeartbeatRow(Base):
     node: Mapped[str] = mapped_column(String(128), primary_key=True)
     component: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+class SeenMessage(Base):
+    """A signed message id received from a party: a second arrival is a replay (`hub.replay`).
+
+    Kept only as long as `security.replay.ReplayGuard.retention`: older messages are refused on
+    their timestamp alone, so their ids need not be remembered.
+    """
+
+    __tablename__ = "seen_messages"
+
+    party: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

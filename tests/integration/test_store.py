@@ -111,3 +111,17 @@ def test_two_relays_on_postgres_publish_every_row_exactly_once(postgres_url, rab
         with open_broker(rabbitmq_url, topology) as broker:
             broker.delete_topology()
         store.dispose()
+
+
+def test_migrations_and_models_agree(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from hub.store.models import Base
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.upgrade()
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    store.dispose()
+    assert differences == []

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
-import os
-import stat
-
 import pytest
 
 from hub.broker.topology import QueueSpec, Topology, topic_matches
 from hub.config import Settings
-from hub.envelope import Envelope
-from hub.errors import ConfigurationError, SignatureInvalid
-from hub.seal import HmacSeal, load_or_create_key
+from hub.errors import ConfigurationError
 
 
 @pytest.mark.parametrize("pattern, key, matches", [
@@ -59,30 +54,30 @@ def test_bad_settings_are_configuration_errors(tmp_path, name, value):
         Settings.from_env({"HUB_DATA_DIR": str(tmp_path), name: value})
 
 
-def envelope() -> Envelope:
-    return Envelope.new(service="driving_licence_authentication", kind="request", sender="hub",
-                        recipient="narsa", correlation_id="DLA-2026-7K3M9QX",
-                        schema={"name": "narsa.verify_licence.request", "version": "1"},
-                        payload={"holder": {"cnie": "AB123456"}})
+
+def test_security_settings_have_safe_defaults_and_read_agency_pins(tmp_path):
+    defaults = Settings.from_env({"HUB_DATA_DIR": str(tmp_path)})
+    assert (defaults.signature_algorithm, defaults.key_algorithm) == ("ecdsa-p256", "ec")
+    assert (defaults.replay_window, defaults.token_ttl) == (300.0, 900)
+    assert not defaults.uses_agency_tls("narsa")
+    settings = Settings.from_env({
+        "HUB_DATA_DIR": str(tmp_path), "HUB_SIGNATURE_ALGORITHM": "RSA-SHA256",
+        "HUB_AGENCY_NARSA_TLS_PIN": "pinA=, pinB=", "HUB_AGENCY_DGSN_SIGNING_PIN": "pinC=",
+        "HUB_AGENCY_DGSN_TLS": "1", "HUB_AGENCY_NARSA_URL": "https://narsa.example",
+        "HUB_RETENTION_REPATRIATION_OF_REMAINS_DAYS": "30", "HUB_RETENTION_DAYS": "400"})
+    assert settings.key_algorithm == "rsa"
+    assert settings.agency_tls_pins == {"narsa": frozenset({"pinA=", "pinB="})}
+    assert settings.agency_signing_pins == {"dgsn": frozenset({"pinC="})}
+    assert settings.uses_agency_tls("dgsn") and not settings.uses_agency_tls("narsa")
+    assert settings.agency_urls == {"narsa": "https://narsa.example"}
+    assert settings.retention_for("repatriation_of_remains") == 30
+    assert settings.retention_for("some_future_service") == 400
+    assert Settings.from_env({"HUB_DATA_DIR": str(tmp_path),
+                              "HUB_AGENCY_TLS": "yes"}).uses_agency_tls("health")
 
 
-def test_seal_detects_any_change_but_not_a_retry(tmp_path):
-    seal = HmacSeal(load_or_create_key(tmp_path / "seal.key"))
-    sealed = seal.seal(envelope())
-    seal.check(sealed)
-    seal.check(sealed.with_attempt(3))
-    tampered = Envelope.from_dict({**sealed.to_dict(), "payload": {"holder": {"cnie": "ZZ999999"}}})
-    with pytest.raises(SignatureInvalid, match="altered"):
-        seal.check(tampered)
-    with pytest.raises(SignatureInvalid, match="not sealed"):
-        seal.check(envelope())
-    other = HmacSeal(b"k" * 32)
-    with pytest.raises(SignatureInvalid):
-        other.check(sealed)
-
-
-def test_seal_key_is_created_once_and_private(tmp_path):
-    path = tmp_path / "keys" / "seal.key"
-    first = load_or_create_key(path)
-    assert load_or_create_key(path) == first
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+@pytest.mark.parametrize("name, value", [("HUB_SIGNATURE_ALGORITHM", "hmac-sha256"),
+                                         ("HUB_TOKEN_TTL", "86400"), ("HUB_REPLAY_WINDOW", "0")])
+def test_bad_security_settings_are_refused(tmp_path, name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({"HUB_DATA_DIR": str(tmp_path), name: value})
