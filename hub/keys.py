@@ -150,3 +150,18 @@ def _write_private(path: Path, content: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """A 256-bit secret kept at ``path`` (hex, mode 0600), created at first use.
+
+    For secrets that only this deployment needs and that may be regenerated without loss, such
+    as the admin console's session key (regenerating it only signs everyone out).
+    """
+    if path.is_file():
+        if path.stat().st_mode & 0o077:
+            raise ConfigurationError(f"{path} is readable by other users; chmod 600 it")
+        return bytes.fromhex(path.read_text("ascii").strip())
+    key = secrets.token_bytes(32)
+    _write_private(path, key.hex().encode("ascii"))
+    return key

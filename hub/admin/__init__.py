@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.ops.queues import QueueInspector
-from hub.seal import load_or_create_key
+from hub.keys import load_or_create_secret
 
 
 def init_app(app: Any) -> None:
@@ -25,7 +25,7 @@ def init_app(app: Any) -> None:
     if not app.secret_key:
         # Shared by every web process of the deployment (same keys directory), so a session
         # survives a load balancer switching processes.
-        app.secret_key = load_or_create_key(hub.settings.keys_dir / "admin-session.key")
+        app.secret_key = load_or_create_secret(hub.settings.keys_dir / "admin-session.key")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Strict")
     app.config.setdefault("SESSION_COOKIE_PATH", "/admin")
