@@ -51,8 +51,7 @@ class AgencyHub:
     def __init__(self, hub_factory: Callable[..., Any], *, broker_url: str | None = None,
                  database_url: str | None = None, extra_definitions: Iterable[Path] = (),
                  simulator_options: dict[str, dict[str, Any]] | None = None,
-                 retry: dict[str, Any] | None = None, signed: bool = False,
-                 **hub_options: Any) -> None:
+                 retry: dict[str, Any] | None = None, **hub_options: Any) -> None:
         from hub.services import ServiceCatalog
 
         self.tokens = {name: secrets.token_urlsafe(16) for name in CALLERS}
@@ -71,12 +70,9 @@ class AgencyHub:
             raise
         self.server: LiveServer | None = None
         self._run: contextlib.ExitStack | None = None
-        self.keys_dir: Path | None = None
-        if signed:  # a development PKI: the hub and every agency sign what they send
-            from security.pki import init_pki
-
-            self.keys_dir = self.hub.settings.keys_dir
-            init_pki(self.keys_dir)
+        # The hub's development PKI (made by the fixture) holds every agency's keys too: the
+        # simulators sign what they send and verify what the hub signs, as agencies would.
+        self.keys_dir: Path = self.hub.settings.keys_dir
 
     def start(self) -> "AgencyHub":
         from hub.web import create_app
@@ -87,8 +83,7 @@ class AgencyHub:
             sim.options.update(self._simulator_options.get(name, {}))
             if name in self.tokens:
                 sim.options.setdefault("token", self.tokens[name])
-            if self.keys_dir is not None:
-                sim.options.setdefault("keys_dir", str(self.keys_dir))
+            sim.options.setdefault("keys_dir", str(self.keys_dir))
             if name == "health":
                 sim.options.setdefault("callback_url", self.server.url)
                 sim.options.setdefault("callback_delay", 0.05)

@@ -86,8 +86,12 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
         ensure_dev_keys(settings)
         agencies = load_agencies()
         needed = {a for s in chosen for a in _agencies_of(s)}
+        # The simulated agencies hold their keys in the same development PKI: they sign their
+        # answers and verify the hub's signatures, as the agencies do.
         simulators = start_simulators({n: c for n, c in agencies.items() if n in needed},
-                                      free_ports=True)
+                                      free_ports=True,
+                                      options={n: {"keys_dir": str(settings.keys_dir)}
+                                               for n in needed})
         try:
             overrides = {name: {"base_url": sim.url, "retry": DEMO_RETRY}
                          for name, sim in simulators.items()}
@@ -124,17 +128,18 @@ def _play(hub: Hub, simulators: dict[str, Any], chosen: list[Scenario], timeout:
         references = [ref for _, ref in submitted]
         deadline = time.monotonic() + timeout
         replayed: set[str] = set()
+        bar = Progress(progress)
         while time.monotonic() < deadline:
             for scenario, reference in submitted:
                 if scenario.replay and reference not in replayed:
                     if _replay_when_parked(hub, simulators, scenario, reference):
                         replayed.add(reference)
             done = _settled(hub, references, expected)
-            _show(progress, done, len(references))
+            bar.show(done, len(references))
             if done == len(references):
                 break
             time.sleep(0.05)
-        if progress is not None:
+        if progress is not None and progress.isatty():
             progress.write("\n")
         return _rows(hub, submitted)
 
@@ -153,13 +158,22 @@ def _replay_when_parked(hub: Hub, simulators: dict[str, Any], scenario: Scenario
     return True
 
 
-def _show(progress: TextIO | None, done: int, total: int) -> None:
-    if progress is None:
-        return
-    width = 30
-    filled = int(width * done / max(total, 1))
-    progress.write(f"\r  cases settled [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    progress.flush()
+class Progress:
+    """A one-line progress bar on a terminal; one line per change elsewhere (logs, CI)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.last: tuple[int, int] | None = None
+
+    def show(self, done: int, total: int, width: int = 30) -> None:
+        if self.stream is None or self.last == (done, total):
+            return
+        self.last = (done, total)
+        filled = int(width * done / max(total, 1))
+        end = "" if self.stream.isatty() else "\n"
+        self.stream.write(f"\r  cases settled [{'#' * filled}{'.' * (width - filled)}]"
+                          f" {done}/{total}{end}")
+        self.stream.flush()
 
 
 def _rows(hub: Hub, submitted: list[tuple[Scenario, str]]) -> list[Row]:

@@ -355,6 +355,9 @@ class WorkerHeartbeatRow(Base):
     node: Mapped[str] = mapped_column(String(128), primary_key=True)
     component: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class SeenMessage(Base):
     """A signed message id received from a party: a second arrival is a replay (`hub.replay`).
 

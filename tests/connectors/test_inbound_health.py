@@ -59,11 +59,18 @@ def world(agency_hub, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def _callback(world, exchange_id: str, body: dict, *, token: str | None = None,  # type: ignore[no-untyped-def]
               client: str = "MA/GOV/SANTE/CLEARANCES") -> requests.Response:
+    from connectors.signing import MessageSigning
+
+    message_id = str(uuid.uuid4())
+    raw = json.dumps(body).encode()
+    # Signed by Health's own key, as the real agency (and its simulator) would.
+    signing = MessageSigning.load(world.keys_dir, "health")
     headers = {"Content-Type": "application/json", "X-Road-Client": client,
-               "X-Road-Id": str(uuid.uuid4()),
-               "Authorization": f"Bearer {token or world.tokens['health']}"}
+               "X-Road-Id": message_id,
+               "Authorization": f"Bearer {token or world.tokens['health']}",
+               **signing.sign_body(raw, message_id)}
     return requests.post(f"{world.server.url}/inbound/v1/health/clearances/{exchange_id}",
-                         data=json.dumps(body), headers=headers, timeout=5)
+                         data=raw, headers=headers, timeout=5)
 
 
 @pytest.mark.parametrize("cause,non_contagion,outcome,status", [

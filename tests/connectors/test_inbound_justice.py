@@ -10,6 +10,9 @@ import uuid
 import pytest
 import requests
 import zeep
+
+from connectors.justice.simulator import _Signatures
+from connectors.signing import MessageSigning
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -70,7 +73,10 @@ def _client(world, token: str | None):  # type: ignore[no-untyped-def]
     if token:
         session.headers["Authorization"] = f"Bearer {token}"
     transport = LocalTransport(session=session, timeout=5, allowed=(world.server.url,))
-    return zeep.Client(f"{world.server.url}/inbound/v1/justice?wsdl", transport=transport)
+    # Signed with Justice's own key, as the ministry (and its simulator) would.
+    signing = MessageSigning.load(world.keys_dir, "justice")
+    return zeep.Client(f"{world.server.url}/inbound/v1/justice?wsdl", transport=transport,
+                       wsse=_Signatures(signing))
 
 
 def _header(client_id: str = "MA/GOV/JUSTICE/NOTIFICATIONS") -> list:
@@ -129,8 +135,9 @@ def test_answer_echoes_the_xroad_header_with_the_request_hash(world) -> None:  #
     assert response.status_code == 200
     answer = parse_xml(response.content)
     echoed = answer.find("{http://schemas.xmlsoap.org/soap/envelope/}Header")
-    names = [etree.QName(e).localname for e in echoed]
+    names = [etree.QName(e).localname for e in echoed if etree.QName(e).namespace == XROAD]
     assert names == ["client", "service", "id", "issue", "protocolVersion", "requestHash"]
+    assert echoed.find("{*}Security/{http://www.w3.org/2000/09/xmldsig#}Signature") is not None
     from connectors.xml import request_hash
 
     assert echoed.find(f"{{{XROAD}}}requestHash").text == request_hash(raw)

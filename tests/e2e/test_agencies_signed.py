@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 @pytest.fixture
 def world(rabbitmq_url, postgres_url, agency_hub):  # type: ignore[no-untyped-def]
-    return agency_hub(broker_url=rabbitmq_url, database_url=postgres_url, signed=True)
+    return agency_hub(broker_url=rabbitmq_url, database_url=postgres_url)
 
 
 def test_every_agency_signed_both_ways(world) -> None:  # type: ignore[no-untyped-def]
