@@ -146,10 +146,23 @@ def broker_url(broker_kind: str, tmp_path: Path, request: pytest.FixtureRequest)
 # -- simulators and hubs ---------------------------------------------------------------------
 
 @pytest.fixture
-def narsa_simulator() -> Iterator[Any]:
+def dev_keys_dir(tmp_path: Path) -> Path:
+    """The development PKI that `hub_factory`'s hubs use by default (``$HUB_DATA_DIR/keys``).
+
+    Simulators given it sign their answers and verify the hub's requests, as a real agency would.
+    """
+    from hub.keys import init_keys
+
+    keys_dir = tmp_path / "data" / "keys"
+    init_keys(keys_dir)
+    return keys_dir
+
+
+@pytest.fixture
+def narsa_simulator(dev_keys_dir: Path) -> Iterator[Any]:
     from connectors.narsa.simulator import NarsaSimulator
 
-    simulator = NarsaSimulator().start()
+    simulator = NarsaSimulator(keys_dir=str(dev_keys_dir)).start()
     try:
         yield simulator
     finally:
