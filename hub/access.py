@@ -10,36 +10,22 @@ raises `SecurityError` for a bad token) and returns the `Principal`, whose pure 
     call_centre  all                -               -
     others       -                  -               -
 
-`Principal` is the ``security`` package's (`security.tokens`); the authenticator is its token
-authority's ``verify_token`` (`token_authenticator`), or any callable of the same shape in tests.
-Without an authenticator (no keys yet: ``hub keys init``) every back-office request is refused
-with 401.
+`Principal` is the ``security`` package's (`security.tokens`); the authenticator is the hub's
+token authority's ``verify_token`` (`Hub.tokens`), or any callable of the same shape in tests.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from flask import current_app, request
 
-from hub.errors import AccessDenied, ConfigurationError, SecurityError
+from hub.errors import AccessDenied, SecurityError
 from security.tokens import Principal
 
-__all__ = ["Principal", "principal_from_request", "staff_principal", "token_authenticator"]
+__all__ = ["Principal", "principal_from_request", "staff_principal"]
 
 Authenticate = Callable[[str], Principal]
 STAFF_ROLES = ("post_staff", "central", "call_centre")
-
-
-def token_authenticator(keys_dir: Path) -> Authenticate | None:
-    """``verify_token`` of the hub's token authority, or None while the hub has no keys."""
-    from security.keys import KeyStore
-    from security.tokens import TokenAuthority
-
-    try:
-        return TokenAuthority(KeyStore.load(keys_dir).signer("hub")).verify_token
-    except ConfigurationError:
-        return None
 
 
 def principal_from_request() -> Principal:
@@ -49,10 +35,7 @@ def principal_from_request() -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise SecurityError("send an access token: Authorization: Bearer <token>",
                             code="security.token")
-    authenticate: Authenticate | None = current_app.extensions.get("hub.authenticate")
-    if authenticate is None:
-        raise SecurityError("this hub has no keys to verify access tokens: run `hub keys init`",
-                            code="security.token")
+    authenticate: Authenticate = current_app.extensions["hub.authenticate"]
     return authenticate(token.strip())
 
 

@@ -220,13 +220,11 @@ class AttachmentStore:
         return removed
 
 
-def open_cipher(keys_dir: Path) -> FileCipher:
+def open_cipher(ring: Any) -> FileCipher:
     """The cipher documents are stored with: the hub's data-key ring (`security.fieldcrypt`,
     AES-256-GCM, chunked, with rotation), the attachment reference authenticated with each
     file so that a file copied under another reference does not open."""
-    from security.fieldcrypt import DATA_KEYS_FILE, KeyRing
-
-    return _KeyRingFiles(KeyRing.load_or_create(Path(keys_dir) / DATA_KEYS_FILE))
+    return _KeyRingFiles(ring)
 
 
 class _KeyRingFiles:

@@ -55,13 +55,17 @@ def check_broker(hub: Any) -> str:
 
 
 def check_keys(hub: Any) -> str:
-    keys_dir = Path(hub.settings.keys_dir)
-    seal = keys_dir / "envelope-seal.key"
-    if not seal.is_file():
-        raise RuntimeError(f"the envelope seal key is missing from {keys_dir}")
-    if not seal.read_bytes():
-        raise RuntimeError("the envelope seal key is empty")
-    return f"seal key readable in {keys_dir}"
+    """The keys a restarted process would load are all there and usable: the hub's signing key
+    and certificate (neither expired nor revoked by the current CRL), the trust store and the
+    data-key ring. The running process keeps what it loaded at start; this says whether the next
+    one (a new worker, a restart) would start."""
+    from hub.keys import HubKeys
+
+    keys = HubKeys.load(hub.settings)
+    probe = b"readyz"
+    if keys.data.decrypt(keys.data.encrypt(probe, context=probe), context=probe) != probe:
+        raise RuntimeError("the data-key ring does not decrypt what it encrypts")
+    return f"signing key {keys.signer.key_type.upper()} and data keys readable in {hub.settings.keys_dir}"
 
 
 def certificates_expiry(keys_dir: Path) -> list[tuple[str, datetime]]:

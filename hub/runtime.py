@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from connectors.base import Connector
 from connectors.registry import AgencyConfig, build_connector, load_agencies
 from hub.attachments import AttachmentStore, open_cipher
+from security.tokens import TokenAuthority
 from hub.audit import AuditLog
 from hub.audit_chain import AuditSealer
 from hub.broker import Broker, open_broker
@@ -79,13 +80,15 @@ class Hub:
             case_retry_delays=CASE_RETRY.ladder)
         self.audit = AuditLog()
         self.seal = seal or JwsSeal(self.keys.signer, self.keys.trust)
+        #: Issues and verifies the short-lived access tokens of staff, agencies and operators.
+        self.tokens = TokenAuthority(self.keys.signer)
         self.relay = OutboxRelay(self.store, self.open_broker, self.audit,
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
         self.cases = CaseBook(self.catalog, self.audit, self.seal, node_id=settings.node_id)
         self.attachments = AttachmentStore(
             settings.attachments_dir or settings.data_dir / "attachments",
-            open_cipher(settings.keys_dir), max_bytes=settings.max_attachment_bytes)
+            open_cipher(self.keys.data), max_bytes=settings.max_attachment_bytes)
         self._connector_factories = dict(connectors or {})
         self.breakers = {
             name: CircuitBreaker(name, failure_threshold=config.circuit_breaker.failure_threshold,

@@ -55,18 +55,12 @@ def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Respons
 def create_app(hub: Any, *, max_content_length: int | None = None,
                authenticate: Callable[[str], Any] | None = None) -> Flask:
     """``authenticate`` turns a bearer token into a `hub.access.Principal` (or raises
-    `SecurityError`); by default the hub's token authority (`security.tokens`) when its keys
-    exist, else the back-office refuses every request."""
+    `SecurityError`); by default the hub's token authority (`Hub.tokens`)."""
     app = Flask("hub")
     app.config["MAX_CONTENT_LENGTH"] = max_content_length or hub.settings.max_message_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["hub"] = hub
-    if authenticate is None:
-        from hub.access import token_authenticator
-
-        authenticate = token_authenticator(hub.settings.keys_dir)
-    if authenticate is not None:
-        app.extensions["hub.authenticate"] = authenticate
+    app.extensions["hub.authenticate"] = authenticate or hub.tokens.verify_token
 
     @app.before_request
     def _correlation() -> None:

@@ -32,7 +32,7 @@ def _hub() -> Any:
 
 @blueprint.before_request
 def _authorize() -> None:
-    g.operator = authorize(_hub().settings)
+    g.operator = authorize(_hub())
 
 
 def _time(name: str) -> datetime | None:

@@ -68,50 +68,30 @@ def check_token(settings: Any, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(token.encode(), expected.encode())
 
 
-_authorities: dict[str, Any] = {}
-
-
-def token_authority(settings: Any) -> Any | None:
-    """The hub's `security.tokens.TokenAuthority`, or None when no signing key is installed."""
-    key = str(settings.keys_dir)
-    if key not in _authorities:
-        try:
-            from security.keys import KeyStore
-            from security.tokens import TokenAuthority
-
-            _authorities[key] = TokenAuthority(KeyStore.load(settings.keys_dir).signer("hub"))
-        except HubError:
-            return None  # not configured (yet): only the operator token works; try again later
-    return _authorities[key]
-
-
 def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2 and token.startswith("ey")
 
 
-def _from_token(settings: Any, token: str, name: str | None) -> Operator:
+def _from_token(hub: Any, token: str, name: str | None) -> Operator:
     """Whoever ``token`` names, if they may operate the hub."""
     if _looks_like_jwt(token):
-        authority = token_authority(settings)
-        if authority is None:
-            raise NotAuthorized("personal tokens need the hub's signing key in the keys directory")
         try:
-            principal = authority.verify_token(token)
+            principal = hub.tokens.verify_token(token)
         except InvalidToken as exc:
             raise NotAuthorized(f"the access token is not valid: {exc.message}") from None
         if not principal.can_operate():
             raise NotAuthorized(f"role {principal.role!r} does not operate the hub")
         return Operator(name=principal.subject, role=principal.role)
-    if check_token(settings, token):
+    if check_token(hub.settings, token):
         return Operator(name=(name or "operator").strip()[:64] or "operator")
     raise NotAuthorized("wrong operator token")
 
 
-def authorize(settings: Any) -> Operator:
+def authorize(hub: Any) -> Operator:
     """The operator making this request, or `NotAuthorized`."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        return _from_token(settings, header[len("Bearer "):].strip(),
+        return _from_token(hub, header[len("Bearer "):].strip(),
                            request.headers.get("X-Operator") or "api")
     name = session.get(SESSION_KEY)
     if name:
@@ -119,9 +99,9 @@ def authorize(settings: Any) -> Operator:
     raise NotAuthorized("sign in as an operator")
 
 
-def sign_in(settings: Any, name: str, token: str) -> Operator:
+def sign_in(hub: Any, name: str, token: str) -> Operator:
     """Check ``token`` (personal or operator token) and open a console session."""
-    operator = _from_token(settings, (token or "").strip(), name)
+    operator = _from_token(hub, (token or "").strip(), name)
     session.clear()
     session["role"] = operator.role
     session[SESSION_KEY] = operator.name

@@ -32,7 +32,7 @@ def _authorize() -> Response | None:
     if request.endpoint in PUBLIC:
         return None
     try:
-        g.operator = authorize(_hub().settings)
+        g.operator = authorize(_hub())
     except NotAuthorized:
         return redirect(url_for("admin.login", next=request.full_path))
     if request.method == "POST":
@@ -78,7 +78,7 @@ def login() -> Any:
         target = url_for("admin.overview")  # no open redirect
     if request.method == "POST":
         try:
-            sign_in(_hub().settings, request.form.get("name", ""), request.form.get("token", ""))
+            sign_in(_hub(), request.form.get("name", ""), request.form.get("token", ""))
         except NotAuthorized as exc:
             return render_template("admin/login.html", error=exc.message, next=target), 403
         return redirect(target)

@@ -21,7 +21,7 @@ def _samples(client):  # type: ignore[no-untyped-def]
 
 def test_healthz_answers_without_touching_dependencies(client, ops_hub):
     ops_hub.store.dispose()
-    ops_hub.settings.keys_dir.joinpath("envelope-seal.key").unlink()
+    ops_hub.settings.keys_dir.joinpath("hub", "signing.key.pem").unlink()
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json == {"status": "alive"}
 
@@ -35,12 +35,12 @@ def test_readyz_ready_when_every_check_passes(client):
 
 
 def test_readyz_503_names_the_failing_check(client, ops_hub):
-    ops_hub.settings.keys_dir.joinpath("envelope-seal.key").unlink()
+    ops_hub.settings.keys_dir.joinpath("hub", "signing.key.pem").unlink()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json["status"] == "not_ready"
     assert not response.json["checks"]["keys"]["ok"]
-    assert "seal key is missing" in response.json["checks"]["keys"]["detail"]
+    assert "signing.key.pem" in response.json["checks"]["keys"]["detail"]
     assert response.json["checks"]["database"]["ok"]
 
 

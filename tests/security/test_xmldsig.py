@@ -88,7 +88,8 @@ def test_standalone_document_with_reference_id(store: KeyStore, trust: TrustStor
 
 
 def test_soap_signature_lives_in_the_security_header(store: KeyStore, trust: TrustStore) -> None:
-    now = datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)
+    # Within the certificates' validity, which starts when the test PKI is made.
+    now = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
     signed = sign_soap(envelope(), store.signer("hub"), sign_headers=[XRD_ID], now=now)
     where = "count(/soap:Envelope/soap:Header/wsse:Security/ds:Signature)"
     assert signed.xpath(where, namespaces=NS) == 1

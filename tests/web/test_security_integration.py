@@ -48,13 +48,6 @@ def test_staff_tokens_of_the_hub_authority_are_verified_and_scoped(keyed_hub):
     assert web.get(url, headers={"Authorization": f"Bearer {central}"}).status_code == 200
 
 
-def test_without_keys_the_back_office_says_how_to_get_them(hub):
-    response = create_app(hub).test_client().get(
-        "/api/v1/backoffice/cases", headers={"Authorization": "Bearer x"})
-    assert response.status_code == 401
-    assert "hub keys init" in response.get_json()["error"]["message"]
-
-
 def test_documents_are_sealed_to_their_reference(hub):
     with hub.store.transaction() as session:
         one = hub.attachments.put(session, PDF, declared_type="application/pdf",
