@@ -32,7 +32,7 @@ from hub.store.models import OutboxRow, utcnow
 
 log = logging.getLogger(__name__)
 
-#: PostgreSQL channel notified when outbox rows commit (see migration 0002_outbox_notify).
+#: PostgreSQL channel notified when outbox rows commit (see migration 0006_outbox_notify).
 NOTIFY_CHANNEL = "hub_outbox"
 
 

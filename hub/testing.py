@@ -111,7 +111,8 @@ def postgres_url() -> Iterator[str]:
 
     admin_url = normalize_url(postgres_admin_url())
     try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
+        # pre-ping: a test may restart PostgreSQL (the chaos run), killing pooled connections.
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True,
                               connect_args={"connect_timeout": 3})
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))

@@ -230,6 +230,7 @@ class Run:
     def execute(self) -> dict[str, Any]:
         from connectors.registry import load_agencies, start_simulators
         from hub.config import Settings
+        from hub.keys import init_keys
         from hub.runtime import Hub
         from hub.services import ServiceCatalog
 
@@ -247,8 +248,13 @@ class Run:
         catalog = ServiceCatalog.load()
         planned = workload.plan(catalog, options.exchanges)
         needed = workload.agencies_of(planned, catalog)
+        # One development PKI for the run: the hub processes find it in $HUB_DATA_DIR/keys, the
+        # simulators sign their answers with it and verify the hub's requests, as agencies would.
+        keys_dir = root / "keys"
+        init_keys(keys_dir)
         simulators = start_simulators({n: c for n, c in load_agencies().items() if n in needed},
-                                      free_ports=True)
+                                      free_ports=True,
+                                      options={n: {"keys_dir": str(keys_dir)} for n in needed})
         amqp = urllib.parse.urlsplit(options.amqp_url)
         proxy = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
         # The workers reach RabbitMQ through the proxy, so that the run can cut them off.

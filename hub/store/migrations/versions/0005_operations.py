@@ -1,13 +1,13 @@
 """operations: operational records, operator controls, worker heartbeats
 
-Revision ID: 0004_operations
-Revises: 0003_deadlines
+Revision ID: 0005_operations
+Revises: 0004_appointments
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0004_operations"
+revision = "0005_operations"
 down_revision = "0004_appointments"
 branch_labels = None
 depends_on = None

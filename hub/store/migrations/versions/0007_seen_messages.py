@@ -1,14 +1,14 @@
 """seen messages: signed message ids per party, for replay protection
 
-Revision ID: 0002_seen_messages
-Revises: 0001
+Revision ID: 0007_seen_messages
+Revises: 0006_outbox_notify
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0002_seen_messages"
-down_revision = "0002_outbox_notify"
+revision = "0007_seen_messages"
+down_revision = "0006_outbox_notify"
 branch_labels = None
 depends_on = None
 

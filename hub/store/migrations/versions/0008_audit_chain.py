@@ -1,7 +1,7 @@
 """audit chain: chain position and hash on audit records, chain head, signed checkpoints
 
-Revision ID: 0003_audit_chain
-Revises: 0002_seen_messages
+Revision ID: 0008_audit_chain
+Revises: 0007_seen_messages
 """
 from datetime import datetime, timezone
 
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0003_audit_chain"
-down_revision = "0002_seen_messages"
+revision = "0008_audit_chain"
+down_revision = "0007_seen_messages"
 branch_labels = None
 depends_on = None
 

@@ -5,13 +5,13 @@ rows only at its next poll (HUB_RELAY_POLL_INTERVAL), which adds up to one poll 
 latency per hop. The trigger fires once per INSERT statement; PostgreSQL delivers the
 notification at commit and folds repeats within a transaction. SQLite: nothing (one process).
 
-Revision ID: 0002_outbox_notify
-Revises: 0001
+Revision ID: 0006_outbox_notify
+Revises: 0005_operations
 """
 from alembic import op
 
-revision = "0002_outbox_notify"
-down_revision = "0004_operations"
+revision = "0006_outbox_notify"
+down_revision = "0005_operations"
 branch_labels = None
 depends_on = None
 
