@@ -110,15 +110,17 @@ CHECKS: dict[str, Callable[[Any], str]] = {
 class Readiness:
     """Runs `CHECKS` in parallel, each within ``timeout`` seconds; caches the verdict."""
 
+    MAX_HUNG = 8
+
     def __init__(self, hub: Any, *, timeout: float | None = None, ttl: float | None = None,
                  checks: dict[str, Callable[[Any], str]] | None = None) -> None:
         self.hub = hub
         self.timeout = hub.settings.readyz_timeout if timeout is None else timeout
         self.ttl = hub.settings.readyz_cache_seconds if ttl is None else ttl
         self.checks = dict(CHECKS if checks is None else checks)
-        # A hung check keeps its thread; the pool bounds how many can pile up.
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8,
-                                                           thread_name_prefix="readyz")
+        # A hung check keeps its thread: daemon threads (an executor's are joined at interpreter
+        # exit, so one hung check would hang the shutdown), at most MAX_HUNG of them at a time.
+        self._in_flight = threading.BoundedSemaphore(self.MAX_HUNG)
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
 
@@ -132,11 +134,26 @@ class Readiness:
             return Check(False, f"{type(exc).__name__}: {message}"[:300],
                          (time.monotonic() - start) * 1000)
 
+    def _start(self, fn: Callable[[Any], str]) -> "concurrent.futures.Future[Check]":
+        future: concurrent.futures.Future[Check] = concurrent.futures.Future()
+        if not self._in_flight.acquire(blocking=False):
+            future.set_result(Check(False, f"{self.MAX_HUNG} earlier checks still hung", 0.0))
+            return future
+
+        def work() -> None:
+            try:
+                future.set_result(self._run(fn))
+            finally:
+                self._in_flight.release()
+
+        threading.Thread(target=work, name="readyz", daemon=True).start()
+        return future
+
     def verdict(self) -> dict[str, Any]:
         with self._lock:
             if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl:
                 return self._cached[1]
-            futures = {name: self._pool.submit(self._run, fn) for name, fn in self.checks.items()}
+            futures = {name: self._start(fn) for name, fn in self.checks.items()}
             deadline = time.monotonic() + self.timeout
             results: dict[str, Check] = {}
             for name, future in futures.items():
