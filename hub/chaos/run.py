@@ -304,7 +304,7 @@ class Run:
                                                for f in faults})
                                  for name, faults in armed.items()},
                 "faults_not_injected": {
-                    name: "bad_signature: this agency does not sign its answers yet"
+                    name: "bad_signature: this simulator does not sign its answers"
                     for name, faults in armed.items()
                     if not any(f.kind == "bad_signature" for f in faults)},
                 "agency_traffic": verify.agency_requests(simulators, armed),

@@ -70,11 +70,12 @@ def agencies_of(planned: list[Planned], catalog: Any) -> set[str]:
 
 
 def supports_fault(simulator: Any, kind: str) -> bool:
-    """Whether ``simulator`` plays fault ``kind``. The base class silently ignores kinds it does
-    not know (``bad_signature`` on an agency that does not sign its answers), so anything beyond
-    the common kinds must be declared in the simulator's ``supported_faults``."""
+    """Whether ``simulator`` plays fault ``kind``: every simulator plays the common kinds;
+    ``bad_signature`` needs a simulator that signs its answers (one given ``keys_dir``)."""
     if kind in ("status", "timeout", "latency", "malformed", "reset"):
         return True  # every simulator plays these (connectors.simulator.Simulator)
+    if kind == "bad_signature":
+        return getattr(simulator, "signing", None) is not None
     return kind in getattr(simulator, "supported_faults", ())
 
 

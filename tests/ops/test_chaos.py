@@ -38,6 +38,7 @@ def test_quick_chaos_run_loses_nothing(rabbitmq_url, postgres_url):
     assert report["duplicate_effects"] == 0, (summary, report["duplicate_detail"])
     assert report["dead_letters_without_reason"] == 0, report["dead_letter_samples"]
     assert report["audit_intact"], report["audit_problems"]
+    assert report["audit_check"].startswith("hash chain verified"), report["audit_check"]
     assert report["leftover_messages"] == 0, report["leftover_queues"]
     assert report["cases_missing"] == 0 and report["cases_not_in_expected_status"] == 0
     assert report["processes_killed"] == 3
@@ -47,5 +48,6 @@ def test_quick_chaos_run_loses_nothing(rabbitmq_url, postgres_url):
     # The agencies really misbehaved, and the hub really retried.
     assert report["agency_traffic"]["faults"].get("status", 0) > 0
     assert report["agency_traffic"]["faults"].get("timeout", 0) > 0
+    assert report["agency_traffic"]["faults"].get("bad_signature", 0) > 0  # agencies sign now
     assert report["agency_traffic"]["requests"] > report["exchanges"]
     assert result.returncode == 0, summary
