@@ -29,7 +29,7 @@ def automatic_scenarios(catalog: Any) -> list[Any]:
     agency retries a callback for about 3 s, less than a database restart lasts.)"""
     from hub.demo import Scenario, scenarios
 
-    found = [s for s in scenarios() if not s.faults and not s.replay and s.outcomes]
+    found = [s for s in scenarios() if s.unattended and _synchronous(catalog, s.service)]
     try:
         from hub.demo_scenarios import sample_request
     except ImportError:  # pragma: no cover - older catalogues have no samples
@@ -41,6 +41,16 @@ def automatic_scenarios(catalog: Any) -> list[Any]:
                                   {"identity_check": "confirmed"}, "identity_verified"))
     enabled = set(catalog.names())
     return [s for s in found if s.service in enabled]
+
+
+def _synchronous(catalog: Any, service: str) -> bool:
+    """Whether every step of the service's route is a synchronous call to an agency simulator
+    (no callback from Health, no local check of the hub itself)."""
+    if service not in set(catalog.names()):
+        return False
+    route = catalog.get(service).route
+    agencies = {step.agency for step in route.steps} if route is not None else set()
+    return bool(agencies) and not agencies & {"health", "hub"}
 
 
 def plan(catalog: Any, exchanges: int) -> list[Planned]:
