@@ -141,6 +141,8 @@ class Row:
     expected_status: str
     actual_status: str
     attempts: int
+    #: The exchange was dead-lettered, then replayed by the operator (attempts count anew).
+    replayed: bool
     ok: bool
 
 
@@ -311,6 +313,7 @@ def _rows(hub: Any, runs: list[_Run]) -> list[Row]:
                     scenario=scenario.name, service=scenario.service, agency=agency, step=step,
                     case_reference=reference, expected_outcome=outcome, actual_outcome=actual,
                     expected_status=scenario.status, actual_status=status, attempts=attempts,
+                    replayed=run.replayed and step not in inbound,
                     ok=actual == outcome and status == scenario.status
                     and run.done == len(scenario.actions)))
     return rows
@@ -320,12 +323,13 @@ def render_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
     headers = ["service", "scenario", "agency", "step", "case", "expected", "actual",
                "tries", "case status", "ok"]
     table = [[r.service, r.scenario, r.agency, r.step, r.case_reference, r.expected_outcome,
-              r.actual_outcome or "-", str(r.attempts), r.actual_status,
+              r.actual_outcome or "-",
+              f"{r.attempts} after replay" if r.replayed else str(r.attempts), r.actual_status,
               "yes" if r.ok else "NO"] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h)
               for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    out.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    out.write(line.rstrip() + "\n" + "  ".join("-" * w for w in widths) + "\n")
     previous = None
     for row in table:
         # The service once per group: the table reads as seven blocks.
@@ -334,8 +338,8 @@ def render_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
         out.write("  ".join(c.ljust(w) for c, w in zip(shown, widths)).rstrip() + "\n")
     passed = sum(r.ok for r in rows)
     services = len({r.service for r in rows})
-    out.write(f"\n{passed}/{len(rows)} exchanges of {services} services reached their expected"
-              f" outcome\n")
+    out.write(f"\n{passed}/{len(rows)} exchanges of {services} service{'s' * (services != 1)}"
+              f" reached their expected outcome\n")
 
 
 def render_json(rows: list[Row], out: TextIO = sys.stdout) -> None:

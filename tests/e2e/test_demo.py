@@ -55,6 +55,9 @@ def test_demo_covers_the_seven_services_and_each_reaches_its_outcome(tmp_path: P
     # Outages were retried until they recovered.
     retried = {row["agency"] for row in rows if row["attempts"] > 1}
     assert {"narsa", "interior", "justice", "dgsn"} <= retried
+    # An agency down for good: its dead letter was replayed once it came back.
+    assert any(row["replayed"] and row["ok"] for row in by_service[
+        "driving_licence_authentication"])
     # The demo made its own development PKI in its data directory.
     assert (tmp_path / "keys").is_dir() and any((tmp_path / "keys").iterdir())
 
