@@ -154,6 +154,15 @@ def judicial_document(justice_reference: str, *, city: str = "Madrid") -> dict[s
     }
 
 
+#: Justice opens one case per reference (a document sent twice is one case): a run of the demo
+#: sends its own references, so that a kept data directory (``--data-dir``) can be reused.
+_RUN = secrets.token_hex(4).upper()
+
+
+def _justice_reference_of(n: int) -> str:
+    return f"MJ-DEMO-{_RUN}-{n}"
+
+
 def _stranger(data: dict[str, Any]) -> dict[str, Any]:
     """The request made by someone the post never registered (another document, another name)."""
     data["person"].update(cnie="AB123451", passport_number="AC7654321", last_name="Bennis")
@@ -246,27 +255,27 @@ SCENARIOS = [
     # Judicial documents: Justice -> hub (SOAP, inbound), the post records the delivery, then
     # hub -> Justice (SOAP): the certificate of delivery.
     Scenario("served in person, certificate returned", JUDICIAL,
-             lambda: judicial_document("MJ-2026-900001"),
+             lambda: judicial_document(_justice_reference_of(1)),
              {"document_submission": "received", "delivery_certificate": "received"},
              "certificate_returned", opens=from_justice,
              actions=(PostRecords("sent_to_post", "addressee_summoned"),
                       PostRecords("addressee_summoned", "served_in_person",
                                   _delivery("served_in_person")))),
     Scenario("refused, deemed served on the tenth day", JUDICIAL,
-             lambda: judicial_document("MJ-2026-900002"),
+             lambda: judicial_document(_justice_reference_of(2)),
              {"document_submission": "received", "delivery_certificate": "received"},
              "certificate_returned", opens=from_justice,
              actions=(PostRecords("sent_to_post", "refused", _delivery("refused")),
                       DaysPass("refused", days=11))),
     Scenario("Justice outage, recovers", JUDICIAL,
-             lambda: judicial_document("MJ-2026-900003"),
+             lambda: judicial_document(_justice_reference_of(3)),
              {"document_submission": "received", "delivery_certificate": "received"},
              "certificate_returned", opens=from_justice,
              faults=[("justice", "soap_fault", {"count": 2})], marker=_justice_reference,
              actions=(PostRecords("sent_to_post", "served_at_home",
                                   _delivery("served_at_home")),)),
     Scenario("Justice does not know the document", JUDICIAL,
-             lambda: judicial_document("MJ-2026-900004"),
+             lambda: judicial_document(_justice_reference_of(4)),
              {"document_submission": "received", "delivery_certificate": "rejected"},
              "certificate_rejected", opens=from_justice_then_forgotten,
              actions=(PostRecords("sent_to_post", "served_in_person",

@@ -21,9 +21,11 @@ def register(main: click.Group) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Keep the demo's database and queue here (default: a temporary directory).")
+              help="Keep the demo's database, queue and keys here (default: a temporary"
+                   " directory).")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for all cases.")
-@click.option("--only", help="Run only the scenarios of this service (or this scenario name).")
+@click.option("--only", help="Run only the scenarios of this service (or this scenario name),"
+              " with the cases they wait for.")
 def demo(as_json: bool, data_dir: Path | None, timeout: float, only: str | None) -> None:
     """Run every service end to end on the embedded default against the agency simulators."""
     from hub.demo import render_json, render_table, run_demo
