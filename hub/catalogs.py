@@ -11,9 +11,9 @@ them all as ``(context, msgid)``:
 - the intake schemas: every field's title and description, every choice (``value``);
 - the reasons the hub's own code records (`CODE_REASONS`) and the staff's (`STAFF_REASONS`).
 
-``python -m hub.catalogs`` writes ``hub/translations/messages.pot`` and adds what is missing to
-each language's ``messages.po`` (empty, for a translator to fill in); the test suite fails while
-any catalog lacks a translation (tests/web/test_catalogs.py).
+``python -m hub.catalogs`` writes ``hub/translations/messages.pot``, adds what is missing to each
+language's ``messages.po`` (empty, for a translator to fill in) and drops what nothing shows any
+more; the test suite fails while any catalog lacks a translation (tests/web/test_catalogs.py).
 """
 from __future__ import annotations
 
@@ -104,8 +104,8 @@ def missing(language: str) -> list[Key]:
 
 
 def update(root: Path | None = None) -> dict[str, int]:
-    """Write ``messages.pot`` and add the missing messages to every language's catalog;
-    returns how many each language lacks."""
+    """Write ``messages.pot``, add the missing messages to every language's catalog and drop
+    the ones no longer shown; returns how many each language lacks."""
     from babel.messages.catalog import Catalog
     from babel.messages.pofile import read_po, write_po
 
@@ -126,10 +126,12 @@ def update(root: Path | None = None) -> dict[str, int]:
                 catalog = read_po(handle, locale=language)
         else:
             catalog = Catalog(locale=language, project="econsulat-hub", fuzzy=False)
-        for message in template:
-            if message.id and (message.id, message.context) not in {
-                    (m.id, m.context) for m in catalog}:
-                catalog.add(message.id, context=message.context)
+        wanted = {(m.id, m.context) for m in template if m.id}
+        present = {(m.id, m.context) for m in catalog if m.id}
+        for msgid, context in present - wanted:  # nothing shows it any more
+            catalog.delete(msgid, context=context)
+        for msgid, context in wanted - present:
+            catalog.add(msgid, context=context)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as handle:
             write_po(handle, catalog, omit_header=False, width=100, sort_output=True)

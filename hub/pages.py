@@ -26,7 +26,7 @@ from flask import (Blueprint, Response, abort, current_app, redirect, render_tem
                    request, url_for)
 
 from hub.config import LANGUAGES
-from hub.errors import HubError, SchemaViolation, SecurityError
+from hub.errors import MessageTooLarge, SchemaViolation, SecurityError, UnsupportedMediaType
 from hub.forms import FormField, form_fields, localize_errors
 from hub.guide import service_guide, service_title
 from hub.i18n import NATIVE_NAMES, Translator, best_language, translator
@@ -87,6 +87,11 @@ def service_form(lang: str, service: str) -> tuple[str, int]:
     values: dict[str, str] = {}
     errors: list[dict[str, Any]] = []
     if request.method == "POST":
+        # The form carries its documents: room for each, beyond the hub's message limit.
+        settings = _hub().settings
+        documents = sum(1 for f in _leaves(form) if f.kind == "document")
+        request.max_content_length = (settings.max_message_bytes
+                                      + documents * settings.max_attachment_bytes)
         values = {k: v for k, v in request.form.items() if v.strip()}
         try:
             data = _request_data(form, values)
@@ -94,10 +99,6 @@ def service_form(lang: str, service: str) -> tuple[str, int]:
                                                                       language=lang)
         except SchemaViolation as exc:
             errors = localize_errors(exc.errors, definition.intake_schema, t)
-        except HubError as exc:  # a document that is not a PDF, JPEG or PNG, or too large
-            errors = [{"field": "documents", "code": exc.code, "label": t("Documents"),
-                       "message": t("A document could not be accepted: {reason}",
-                                    reason=exc.message)}]
         else:
             return _render("submitted.html", t, status=201,
                            title=service_title(definition, t),
@@ -125,12 +126,22 @@ def _request_data(form: FormField, values: dict[str, str]) -> dict[str, Any]:
         else:
             _set(data, path, value.strip())
     submissions = current_app.extensions["hub.submissions"]
+    refused: list[dict[str, str]] = []
     for path, upload in request.files.items():
         if kinds.get(path) != "document" or not upload.filename:
             continue
         content = upload.read(_hub().settings.max_attachment_bytes + 1)
-        stored = submissions.upload(content, declared_type=upload.mimetype)
-        _set(data, path, stored.reference)
+        try:
+            # The browser declares a type from the file's name; the content decides.
+            stored = submissions.upload(content, declared_type=None)
+        except MessageTooLarge as exc:
+            refused.append({"field": path, "code": "document_too_large", "message": exc.message})
+        except UnsupportedMediaType as exc:
+            refused.append({"field": path, "code": "document_type", "message": exc.message})
+        else:
+            _set(data, path, stored.reference)
+    if refused:
+        raise SchemaViolation("documents refused", errors=refused)
     return data
 
 

@@ -91,3 +91,26 @@ def test_submit_then_track_with_the_secret(client):
     statuses = re.findall(r'<tr data-status="([^"]+)">', tracked)
     assert statuses[0] == "submitted"
     assert "Déposée" in tracked  # the history, in French
+
+
+def test_a_form_may_carry_documents_beyond_the_message_limit(client, hub):
+    form = _licence_form()
+    big = PDF + b"%" * (hub.settings.max_message_bytes // 2)
+    for name in ("licence_front", "licence_back", "cnie_copy"):
+        form[f"documents.{name}"] = (io.BytesIO(big), f"{name}.pdf", "application/pdf")
+    response = client.post("/fr/services/driving_licence_authentication", data=form,
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, _html(response)[-500:]
+
+
+def test_a_document_that_is_not_a_pdf_jpeg_or_png_is_refused_by_name(client):
+    form = _licence_form()
+    form["documents.cnie_copy"] = (io.BytesIO(b"MZ\x90\x00 not a document"), "id.pdf",
+                                   "application/pdf")
+    response = client.post("/fr/services/driving_licence_authentication", data=form,
+                           content_type="multipart/form-data")
+    assert response.status_code == 422
+    errors = dict(re.findall(r'<li class="error" data-field="([^"]+)">([^<]+)</li>',
+                             _html(response)))
+    assert errors == {"documents.cnie_copy": "Documents › Copie de la CNIE : le document doit"
+                                             " être un fichier PDF, JPEG ou PNG."}
