@@ -23,9 +23,9 @@ class Planned:
 
 
 def automatic_scenarios(catalog: Any) -> list[Any]:
-    """Cases that complete without a person: the demo's scenarios without faults, and the
-    services' sample requests whose route is synchronous agency calls only, for enabled
-    services. (Repatriation is left out until the run serves Health's callbacks: a simulated
+    """Cases that complete without a person: the demo's unattended scenarios (no fault, no
+    post action, opened by an applicant) and the services' sample requests, for enabled
+    services whose route is synchronous agency calls only. (Repatriation is left out until the run serves Health's callbacks: a simulated
     agency retries a callback for about 3 s, less than a database restart lasts.)"""
     from hub.demo import Scenario, scenarios
 
