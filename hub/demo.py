@@ -146,6 +146,20 @@ class Row:
     ok: bool
 
 
+@dataclass
+class Report:
+    """The demo's outcome: a row per exchange, and who signed the messages (the hub and each
+    agency simulator; a simulator with keys refuses a request whose signature fails, and the
+    hub refuses such an answer, so every row that reached its outcome was signed both ways)."""
+
+    rows: list[Row]
+    signed: dict[str, bool]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows) and all(self.signed.values())
+
+
 def choose(only: str | None) -> list[Scenario]:
     """The scenarios named by ``only`` (a service or a scenario name; all when None), with the
     scenarios they wait for."""
@@ -183,7 +197,7 @@ def demo_hubs(root: Path) -> Callable[..., Any]:
 
 
 def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
-             progress: TextIO | None = None, only: str | None = None) -> list[Row]:
+             progress: TextIO | None = None, only: str | None = None) -> Report:
     from connectors.livehub import AgencyHub
 
     chosen = choose(only)
@@ -191,7 +205,11 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
         root = Path(data_dir) if data_dir else Path(scratch)
         world = AgencyHub(demo_hubs(root), retry=DEMO_RETRY, concurrency=2).start()
         try:
-            return _play(world, chosen, timeout, progress)
+            rows = _play(world, chosen, timeout, progress)
+            signed = {"hub": world.hub.signing is not None,
+                      **{name: sim.signing is not None
+                         for name, sim in sorted(world.simulators.items())}}
+            return Report(rows, signed)
         finally:
             world.stop()
             world.hub.close()
@@ -319,7 +337,8 @@ def _rows(hub: Any, runs: list[_Run]) -> list[Row]:
     return rows
 
 
-def render_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
+def render_table(report: Report, out: TextIO = sys.stdout) -> None:
+    rows = report.rows
     headers = ["service", "scenario", "agency", "step", "case", "expected", "actual",
                "tries", "case status", "ok"]
     table = [[r.service, r.scenario, r.agency, r.step, r.case_reference, r.expected_outcome,
@@ -340,11 +359,16 @@ def render_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
     services = len({r.service for r in rows})
     out.write(f"\n{passed}/{len(rows)} exchanges of {services} service{'s' * (services != 1)}"
               f" reached their expected outcome\n")
+    unsigned = sorted(name for name, signed in report.signed.items() if not signed)
+    out.write("signed both ways: hub and " + ", ".join(
+        n for n in report.signed if n != "hub") + "\n" if not unsigned
+        else f"NOT signing: {', '.join(unsigned)}\n")
 
 
-def render_json(rows: list[Row], out: TextIO = sys.stdout) -> None:
+def render_json(report: Report, out: TextIO = sys.stdout) -> None:
     out.write(json.dumps({
-        "ok": bool(rows) and all(r.ok for r in rows),
-        "services": sorted({r.service for r in rows}),
-        "exchanges": [r.__dict__ for r in rows],
+        "ok": report.ok,
+        "services": sorted({r.service for r in report.rows}),
+        "signed": report.signed,
+        "exchanges": [r.__dict__ for r in report.rows],
     }, indent=2) + "\n")

@@ -34,10 +34,10 @@ def demo(as_json: bool, data_dir: Path | None, timeout: float, only: str | None)
     if not as_json:
         click.echo("econsulat-hub demo: embedded broker and store, agency simulators on loopback",
                    err=True)
-    rows = run_demo(data_dir=data_dir, timeout=timeout, progress=None if as_json else sys.stderr,
-                    only=only)
-    (render_json if as_json else render_table)(rows)
-    if not rows or not all(r.ok for r in rows):
+    report = run_demo(data_dir=data_dir, timeout=timeout,
+                      progress=None if as_json else sys.stderr, only=only)
+    (render_json if as_json else render_table)(report)
+    if not report.ok:
         sys.exit(1)
 
 

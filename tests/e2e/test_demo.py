@@ -58,6 +58,9 @@ def test_demo_covers_the_seven_services_and_each_reaches_its_outcome(tmp_path: P
     # An agency down for good: its dead letter was replayed once it came back.
     assert any(row["replayed"] and row["ok"] for row in by_service[
         "driving_licence_authentication"])
+    # The hub and every agency signed (and so verified) the messages.
+    assert report["signed"] == {name: True for name in
+                                ("hub", "dgsn", "health", "interior", "justice", "narsa")}
     # The demo made its own development PKI in its data directory.
     assert (tmp_path / "keys").is_dir() and any((tmp_path / "keys").iterdir())
 
