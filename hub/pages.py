@@ -58,8 +58,7 @@ def _render(template: str, t: Translator, status: int = 200, **context: Any) -> 
 
 @blueprint.get("/")
 def home() -> Response:
-    lang = best_language([request.cookies.get("lang"),
-                          request.accept_languages.best_match(LANGUAGES)],
+    lang = best_language([request.accept_languages.best_match(LANGUAGES)],
                          _hub().settings.default_language)
     return redirect(url_for("pages.services", lang=lang))
 
