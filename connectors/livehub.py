@@ -51,12 +51,15 @@ class AgencyHub:
     def __init__(self, hub_factory: Callable[..., Any], *, broker_url: str | None = None,
                  database_url: str | None = None, extra_definitions: Iterable[Path] = (),
                  simulator_options: dict[str, dict[str, Any]] | None = None,
-                 retry: dict[str, Any] | None = None, **hub_options: Any) -> None:
+                 retry: dict[str, Any] | None = None, concurrency: int = 1,
+                 **hub_options: Any) -> None:
         from hub.services import ServiceCatalog
 
         self.tokens = {name: secrets.token_urlsafe(16) for name in CALLERS}
         self.simulators = start_simulators(load_agencies(), free_ports=True)
         self._simulator_options = simulator_options or {}
+        #: Connector threads per agency.
+        self.concurrency = concurrency
         overrides = {name: {"base_url": sim.url, "retry": retry or FAST_RETRY, "timeout": 2}
                      for name, sim in self.simulators.items()}
         env = {f"HUB_AGENCY_{name.upper()}_TOKEN": token for name, token in self.tokens.items()}
@@ -88,7 +91,7 @@ class AgencyHub:
                 sim.options.setdefault("callback_url", self.server.url)
                 sim.options.setdefault("callback_delay", 0.05)
         self._run = contextlib.ExitStack()
-        self._run.enter_context(self.hub.run(concurrency=1))
+        self._run.enter_context(self.hub.run(concurrency=self.concurrency))
         return self
 
     def stop(self) -> None:

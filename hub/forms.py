@@ -157,6 +157,8 @@ ERROR_MESSAGES = {
     "maxItems": "{field}: there are too many entries.",
     "minProperties": "{field}: fill in at least one field.",
     "document_unknown": "{field}: this document was not found; please upload it again.",
+    "document_type": "{field}: the document must be a PDF, JPEG or PNG file.",
+    "document_too_large": "{field}: the document is too large.",
     "unknown_post": "{field}: no consular post has this code.",
     "invalid": "{field}: the value is not valid.",
 }

@@ -102,6 +102,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     from hub.admin import init_app as init_admin
     from hub.inbound import blueprint as inbound
     from hub.intake import blueprint as intake
+    from hub.pages import blueprint as pages
     from hub.submissions import Submissions
 
     app.extensions["hub.submissions"] = Submissions(hub)
@@ -111,6 +112,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     app.register_blueprint(backoffice)
     app.register_blueprint(appointments)
     app.register_blueprint(inbound)
+    app.register_blueprint(pages)      # applicant pages: /<lang>/...
     health.init_app(app)  # /healthz, /readyz, /metrics
     init_admin(app)       # /admin console and /admin/api
     return app

@@ -23,13 +23,13 @@ class Planned:
 
 
 def automatic_scenarios(catalog: Any) -> list[Any]:
-    """Cases that complete without a person: the demo's scenarios without faults, and the
-    services' sample requests whose route is synchronous agency calls only, for enabled
-    services. (Repatriation is left out until the run serves Health's callbacks: a simulated
+    """Cases that complete without a person: the demo's unattended scenarios (no fault, no
+    post action, opened by an applicant) and the services' sample requests, for enabled
+    services whose route is synchronous agency calls only. (Repatriation is left out until the run serves Health's callbacks: a simulated
     agency retries a callback for about 3 s, less than a database restart lasts.)"""
     from hub.demo import Scenario, scenarios
 
-    found = [s for s in scenarios() if not s.faults and not s.replay and s.outcomes]
+    found = [s for s in scenarios() if s.unattended and _synchronous(catalog, s.service)]
     try:
         from hub.demo_scenarios import sample_request
     except ImportError:  # pragma: no cover - older catalogues have no samples
@@ -41,6 +41,16 @@ def automatic_scenarios(catalog: Any) -> list[Any]:
                                   {"identity_check": "confirmed"}, "identity_verified"))
     enabled = set(catalog.names())
     return [s for s in found if s.service in enabled]
+
+
+def _synchronous(catalog: Any, service: str) -> bool:
+    """Whether every step of the service's route is a synchronous call to an agency simulator
+    (no callback from Health, no local check of the hub itself)."""
+    if service not in set(catalog.names()):
+        return False
+    route = catalog.get(service).route
+    agencies = {step.agency for step in route.steps} if route is not None else set()
+    return bool(agencies) and not agencies & {"health", "hub"}
 
 
 def plan(catalog: Any, exchanges: int) -> list[Planned]:

@@ -21,9 +21,11 @@ def register(main: click.Group) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Keep the demo's database and queue here (default: a temporary directory).")
+              help="Keep the demo's database, queue and keys here (default: a temporary"
+                   " directory).")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for all cases.")
-@click.option("--only", help="Run only the scenarios of this service (or this scenario name).")
+@click.option("--only", help="Run only the scenarios of this service (or this scenario name),"
+              " with the cases they wait for.")
 def demo(as_json: bool, data_dir: Path | None, timeout: float, only: str | None) -> None:
     """Run every service end to end on the embedded default against the agency simulators."""
     from hub.demo import render_json, render_table, run_demo
@@ -32,10 +34,10 @@ def demo(as_json: bool, data_dir: Path | None, timeout: float, only: str | None)
     if not as_json:
         click.echo("econsulat-hub demo: embedded broker and store, agency simulators on loopback",
                    err=True)
-    rows = run_demo(data_dir=data_dir, timeout=timeout, progress=None if as_json else sys.stderr,
-                    only=only)
-    (render_json if as_json else render_table)(rows)
-    if not rows or not all(r.ok for r in rows):
+    report = run_demo(data_dir=data_dir, timeout=timeout,
+                      progress=None if as_json else sys.stderr, only=only)
+    (render_json if as_json else render_table)(report)
+    if not report.ok:
         sys.exit(1)
 
 
