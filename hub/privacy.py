@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, object_session
 
 from hub.errors import ConfigurationError, InvalidMessage
 from hub.keys import BlindIndex
+from hub.store.models import Base
 from hub.store.sealed import PENDING, sealed_attributes
 from security.fieldcrypt import TOKEN_PREFIX, KeyRing
 
@@ -179,10 +180,24 @@ def privacy_of(session: Session) -> Privacy:
 
 def privacy_for(row: Any) -> Privacy:
     session = object_session(row)
-    if session is None:
-        raise ConfigurationError(f"a sealed value of {type(row).__name__} is read outside the "
-                                 "session that loaded it")
-    return privacy_of(session)
+    if session is not None:
+        return privacy_of(session)
+    # Detached (the session that loaded it is closed): the keys of the store it came from.
+    privacy = row.__dict__.get(_LOADED_WITH)
+    if privacy is None:
+        raise ConfigurationError(f"a sealed value of {type(row).__name__} is read outside a "
+                                 "session, and it was not loaded from a store with keys")
+    return privacy  # type: ignore[no-any-return]
+
+
+_LOADED_WITH = "_sealed_privacy"
+
+
+@event.listens_for(Base, "load", propagate=True)
+def _remember_keys(row: Any, context: Any) -> None:
+    if sealed_attributes(type(row)):
+        store = context.session.info.get("store")
+        row.__dict__[_LOADED_WITH] = getattr(store, "privacy", None)
 
 
 @event.listens_for(Session, "before_flush")

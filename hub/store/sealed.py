@@ -73,5 +73,12 @@ class Sealed:
 
 
 def sealed_attributes(cls: type) -> dict[str, Sealed]:
-    return {name: value for klass in reversed(cls.__mro__)
-            for name, value in vars(klass).items() if isinstance(value, Sealed)}
+    found = _BY_CLASS.get(cls)
+    if found is None:
+        found = _BY_CLASS[cls] = {name: value for klass in reversed(cls.__mro__)
+                                  for name, value in vars(klass).items()
+                                  if isinstance(value, Sealed)}
+    return found
+
+
+_BY_CLASS: dict[type, dict[str, Sealed]] = {}
