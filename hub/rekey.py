@@ -128,11 +128,17 @@ class Reencryption:
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self, *, progress: Callable[[Progress], None] | None = None,
-            stop: threading.Event | None = None) -> ReencryptionReport:
-        """Move every stale row to the active key; stops early (resumable) when ``stop`` is set."""
+            stop: threading.Event | None = None,
+            state: Progress | None = None) -> ReencryptionReport:
+        """Move every stale row to the active key; stops early (resumable) when ``stop`` is set.
+        ``state`` carries the progress of an earlier pass of the same job on."""
         active = self.privacy.key_id
         report = ReencryptionReport(key_id=active)
-        state = Progress(total=sum(self.pending().values()))
+        pending = sum(self.pending().values())
+        if state is None:
+            state = Progress(total=pending)
+        else:
+            state.total, state.failed = state.done + pending, []
         if progress is not None:
             progress(state)
         for target in TARGETS:
@@ -221,12 +227,13 @@ def rotate_and_reencrypt(hub: Any, *, batch: int = 200, settle: float | None = N
     if rotate:
         ring.rotate()
     started = clock()
-    report = job.run(progress=progress, stop=stop)
+    state = Progress(total=0)
+    report = job.run(progress=progress, stop=stop, state=state)
     wait = (hub.store.privacy.reload_interval if settle is None else settle) - (clock() - started)
     if wait > 0 and not (stop is not None and stop.is_set()):
         sleep(wait)
     if stop is None or not stop.is_set():
-        again = job.run(progress=progress, stop=stop)
+        again = job.run(progress=progress, stop=stop, state=state)
         report.moved = {name: report.moved.get(name, 0) + count
                         for name, count in again.moved.items()}
         report.failed, report.remaining = again.failed, again.remaining

@@ -187,3 +187,39 @@ def test_a_sealed_value_moved_to_another_row_does_not_open(mock_hub: Any) -> Non
         assert find_case(session, first).data["holder"]["cnie"] == "QL551237"
         with pytest.raises(Exception, match="failed authentication"):
             _ = find_case(session, second).data
+
+
+@pytest.mark.parametrize("with_keys", [True, False], ids=["upgrade-with-keys", "reencrypt-later"])
+def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any,
+                                                             with_keys: bool) -> None:
+    from hub.rekey import Reencryption
+    from hub.store import Store
+
+    hub = hub_factory()
+    hub.store.upgrade("0003_audit_chain")  # the schema of the release before encryption at rest
+    data = _licence()
+    with hub.store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO cases (id, reference, service, service_version, status, post, language,"
+            " data, route_round, created_at, updated_at, version) VALUES ('c-1', 'DLA-2025-"
+            "ABCDEF1', 'driving_licence_authentication', '1', 'verified', 'ES-MAD', 'fr', :data,"
+            " 1, '2025-01-01 00:00:00', '2025-01-01 00:00:00', 1)"), {"data": json.dumps(data)})
+        conn.execute(text("INSERT INTO outbox (message_id, routing_key, headers, body, created_at)"
+                          " VALUES ('m-1', 'agency.narsa', '{}', :body, '2025-01-01 00:00:00')"),
+                     {"body": json.dumps({"payload": data["holder"]}).encode()})
+    if with_keys:
+        hub.setup()  # Hub.setup upgrades with the data keys: the migration seals the rows
+    else:
+        bare = Store.from_url(hub.settings.database_url)  # `hub db upgrade` without keys
+        bare.upgrade()
+        bare.dispose()
+        assert any("QL551237" in row for _, row in _raw_text(hub.store.engine))
+        report = Reencryption(hub).run()  # what `hub keys reencrypt` runs
+        assert report.moved["cases"] == 1 and report.moved["outbox"] == 1
+    assert not any("QL551237" in row or "Oumghar" in row
+                   for _, row in _raw_text(hub.store.engine))
+    with hub.store.session() as session:
+        case = session.get(CaseRow, "c-1")
+        assert case.data == data and case.data_key == hub.keys.data.active_key_id
+        assert set(session.scalars(select(CaseIdentity.path).where(
+            CaseIdentity.case_id == "c-1"))) == {"holder.cnie", "licence.number"}
