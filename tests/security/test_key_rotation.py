@@ -93,8 +93,16 @@ def _readable(hub: Any, made: dict[str, str]) -> None:
     assert b"QL551237" in open_body(hub.store, parked)
 
 
-def test_rotation_reencrypts_every_row_and_retires_the_old_key(mock_hub: Any) -> None:
-    hub = mock_hub()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rotation.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_rotation_reencrypts_every_row_and_retires_the_old_key(mock_hub: Any,
+                                                              database_url: str) -> None:
+    hub = mock_hub(database_url=database_url)
     made = _traffic(hub)
     old = hub.keys.data.active_key_id
     assert old in set().union(*_key_ids_in_rows(hub).values())
@@ -122,8 +130,9 @@ def test_rotation_reencrypts_every_row_and_retires_the_old_key(mock_hub: Any) ->
         again.close()
 
 
-def test_an_interrupted_reencryption_resumes_where_it_stopped(mock_hub: Any) -> None:
-    hub = mock_hub()
+def test_an_interrupted_reencryption_resumes_where_it_stopped(mock_hub: Any,
+                                                             database_url: str) -> None:
+    hub = mock_hub(database_url=database_url)
     made = _traffic(hub)
     old = hub.keys.data.active_key_id
     stop = threading.Event()
