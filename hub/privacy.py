@@ -128,6 +128,19 @@ class Privacy:
         return {path: self.digest(kind, number) for path, kind, number in _documents(data)}
 
 
+def cases_with_document(session: Session, kind: str, number: str) -> list[str]:
+    """References of the cases naming this identity document (``kind``: cnie, passport,
+    licence), found by blind-index digest: e.g. a back-office search by CNIE."""
+    from sqlalchemy import select
+
+    from hub.store.models import CaseIdentity, CaseRow
+
+    digest = privacy_of(session).digest(kind, number)
+    return sorted(set(session.scalars(
+        select(CaseRow.reference).join(CaseIdentity, CaseIdentity.case_id == CaseRow.id)
+        .where(CaseIdentity.digest == digest))))
+
+
 def token_key_id(token: str) -> str:
     return token[len(TOKEN_PREFIX):].split(":", 1)[0]
 

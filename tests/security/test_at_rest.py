@@ -23,6 +23,7 @@ from hub.envelope import Envelope, SchemaRef
 from hub.keys import normalize_document
 from hub.mockagencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
 from hub.outbox import enqueue
+from hub.privacy import cases_with_document
 from hub.store.models import CaseIdentity, CaseRow, ExchangeRow
 from hub.testing import wait_for
 
@@ -151,6 +152,10 @@ def test_no_personal_value_in_clear_in_any_table(mock_hub: Any, database_url: st
         digests = set(session.scalars(select(CaseIdentity.digest).join(
             CaseRow, CaseRow.id == CaseIdentity.case_id).where(CaseRow.reference == registration)))
         assert hub.keys.index.digest("cnie", CNIE) in digests
+        # Search by document number, however it is typed, without decrypting any case.
+        assert cases_with_document(session, "cnie", f"{CNIE[:4].lower()}-{CNIE[4:]}") == \
+            sorted([registration, certificate])
+        assert cases_with_document(session, "passport", CNIE) == []
     parked = get_dead_letter(hub.store, list_dead_letters(hub.store)[0].id)
     assert b"QL551237" in open_body(hub.store, parked)
 
