@@ -99,13 +99,16 @@ def test_duplicate_delivery_has_no_second_effect(make_hub):
                 OutboxRow.routing_key.startswith("case."))).one()
         with hub.open_broker() as broker:
             for row in (request, reply):  # the broker delivers both a second time
-                broker.publish(Message(body=row.body, message_id=row.message_id,
+                body = hub.store.privacy.open_body(row.body, row.body_key,
+                                                   message_id=row.message_id)
+                broker.publish(Message(body=body, message_id=row.message_id,
                                        routing_key=row.routing_key))
             wait_for(lambda: broker.depth(hub.topology.agency_queue("narsa")) == 0
                      and broker.depth(hub.topology.cases_queue) == 0)
     assert len(mock.calls) == 1
     assert count(hub, CaseEvent, CaseEvent.to_status == "verified") == 1
     assert count(hub, AuditRow, AuditRow.action == "applied") == 1
+    assert list_dead_letters(hub.store) == []  # deduplicated, not parked
 
 
 def test_transient_failures_are_retried_then_succeed(make_hub):
