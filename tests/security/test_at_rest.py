@@ -195,19 +195,20 @@ def test_a_sealed_value_moved_to_another_row_does_not_open(mock_hub: Any) -> Non
 
 
 @pytest.mark.parametrize("with_keys", [True, False], ids=["upgrade-with-keys", "reencrypt-later"])
-def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any,
+def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any, database_url: str,
                                                              with_keys: bool) -> None:
     from hub.rekey import Reencryption
     from hub.store import Store
 
-    hub = hub_factory()
+    hub = hub_factory(database_url=database_url)
     hub.store.upgrade("0003_audit_chain")  # the schema of the release before encryption at rest
     data = _licence()
     with hub.store.engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO cases (id, reference, service, service_version, status, post, language,"
             " data, route_round, created_at, updated_at, version) VALUES ('c-1', 'DLA-2025-"
-            "ABCDEF1', 'driving_licence_authentication', '1', 'verified', 'ES-MAD', 'fr', :data,"
+            "ABCDEF1', 'driving_licence_authentication', '1', 'verified', 'ES-MAD', 'fr', "
+            f"{'CAST(:data AS JSON)' if database_url.startswith('postgres') else ':data'},"
             " 1, '2025-01-01 00:00:00', '2025-01-01 00:00:00', 1)"), {"data": json.dumps(data)})
         conn.execute(text("INSERT INTO outbox (message_id, routing_key, headers, body, created_at)"
                           " VALUES ('m-1', 'agency.narsa', '{}', :body, '2025-01-01 00:00:00')"),
