@@ -112,9 +112,11 @@ class AttachmentStore:
         content_type = self.check(content, declared_type)
         reference = REFERENCE_PREFIX + secrets.token_urlsafe(24)
         key = f"{reference[4:6]}/{reference}.bin"
-        self._write(key, self.cipher.encrypt(content, context=reference.encode()))
+        blob = self.cipher.encrypt(content, context=reference.encode())
+        self._write(key, blob)
         row = AttachmentRow(
             id=reference, case_id=case_id, kind=kind, field=field, content_type=content_type,
+            data_key=file_key_id(blob),
             size=len(content), sha256=hashlib.sha256(content).hexdigest(), storage_key=key,
             uploaded_by=uploaded_by, created_at=utcnow(),
             claimed_at=utcnow() if case_id else None)
@@ -218,6 +220,34 @@ class AttachmentStore:
             except FileNotFoundError:
                 pass
         return removed
+
+
+    def rewrap(self, row: AttachmentRow) -> None:
+        """Re-encrypt a stored document under the active data key (`hub.rekey`): the new file
+        replaces the old one atomically, then the row records the new key id."""
+        blob = (self.root / row.storage_key).read_bytes()
+        content = self.cipher.decrypt(blob, context=row.id.encode())
+        if hashlib.sha256(content).hexdigest() != row.sha256:
+            raise ConfigurationError(f"document {row.id} does not match its digest")
+        fresh = self.cipher.encrypt(content, context=row.id.encode())
+        self._write(row.storage_key, fresh)
+        row.data_key = file_key_id(fresh)
+
+    def delete(self, session: Session, row: AttachmentRow) -> str:
+        """Forget a document (retention): its row goes now, its file once the caller committed
+        (`remove` with the returned storage key)."""
+        session.delete(row)
+        return row.storage_key
+
+
+def file_key_id(blob: bytes) -> str | None:
+    """The data key id in the header of a file made by `KeyRing.encrypt_file`."""
+    from security.fieldcrypt import FILE_MAGIC
+
+    if not blob.startswith(FILE_MAGIC) or len(blob) <= len(FILE_MAGIC):
+        return None
+    size = blob[len(FILE_MAGIC)]
+    return blob[len(FILE_MAGIC) + 1:len(FILE_MAGIC) + 1 + size].decode("ascii", "replace")
 
 
 def open_cipher(ring: Any) -> FileCipher:

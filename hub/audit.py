@@ -17,6 +17,8 @@ Actions, one vocabulary for the whole hub::
     reminded    an applicant was reminded of a coming deadline       (deadlines)
     booked, cancelled  an appointment was booked or cancelled       (appointments)
     imported    legacy bookings were imported                        (appointments)
+    anonymized  a closed case's personal data was removed (retention) (retention)
+    purged      old messages were deleted (retention)                 (retention)
 
 Records carry digests of messages, never their content: the evidence survives the purge of the
 personal data it concerns. Tamper evidence (hash chain, signed checkpoints) plugs in through

@@ -17,6 +17,7 @@ the call centre reads statuses only. Refusals: 401 without a valid token, 403 ou
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -38,6 +39,8 @@ from hub.submissions import deep_merge
 STAFF_REASONS = ("document_missing", "document_unreadable", "document_expired",
                  "identity_to_confirm", "address_outside_district", "appointment_needed",
                  "other_information_needed")
+#: What a reason looks like: a code (lower case, digits, underscores), not free text.
+REASON_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_PAGE = 100
 MAX_OFFSET = 1_000_000
 
@@ -292,6 +295,11 @@ def transition(reference: str) -> Response:
     for key, kind in (("reason", str), ("outcome_document", str), ("updates", dict)):
         if body.get(key) is not None and not isinstance(body[key], kind):
             errors.append({"field": key, "code": "type", "message": f"{key} has the wrong type"})
+    if isinstance(body.get("reason"), str) and not REASON_CODE.fullmatch(body["reason"]):
+        # The history and the audit trail are not encrypted: a reason is a code (translated
+        # for the applicant), never free text that could carry a name or a number.
+        errors.append({"field": "reason", "code": "pattern",
+                       "message": "a reason code, e.g. document_unreadable"})
     if errors:
         raise SchemaViolation("the transition request is malformed", errors=errors)
     with current_app.extensions["hub"].store.session() as session:

@@ -19,11 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from hub.keys import normalize_document
 from hub.mapping import MISSING, get_path
-from hub.store.models import CaseRow
+from hub.privacy import privacy_of
+from hub.store.models import CaseIdentity, CaseRow
 
 if TYPE_CHECKING:
     from hub.services import ServiceCatalog
@@ -52,32 +54,47 @@ def same_person(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Same identity document (CNIE or passport) and the same last name and birth date.
 
     The document number alone could be mistyped into someone else's; the name and birth date
-    must agree too, so that a lookup cannot be used to probe other people's records.
+    must agree too, so that a lookup cannot be used to probe other people's records. Numbers
+    compare as `hub.keys.normalize_document` writes them (``AB-123 456`` is ``AB123456``).
     """
     same_document = any(
-        _fold(a.get(key)) and _fold(a.get(key)) == _fold(b.get(key))
-        for key in ("cnie", "passport_number"))
+        normalize_document(a.get(key) or "") and
+        normalize_document(a.get(key) or "") == normalize_document(b.get(key) or "")
+        for key in DOCUMENT_KINDS)
     return (same_document and _fold(a.get("last_name")) == _fold(b.get("last_name"))
             and _fold(a.get("birth_date")) == _fold(b.get("birth_date")))
 
 
+#: The identity documents a person is found by, and their kind in the blind index.
+DOCUMENT_KINDS = {"cnie": "cnie", "passport_number": "passport"}
+
+
 def find_record(context: LocalContext, payload: Mapping[str, Any]) -> str:
     """``current`` when a case of a service providing ``kind`` is in one of its record statuses
-    for the same person (and the same post when ``same_post``); ``none`` otherwise."""
+    for the same person (and the same post when ``same_post``); ``none`` otherwise.
+
+    Case data is encrypted at rest: candidates are found through the blind index
+    (``case_identities``: keyed digests of the subject's CNIE or passport number), and only those
+    few are decrypted to compare name and birth date."""
     person = payload.get("person")
     kind = payload.get("kind")
     if not isinstance(person, Mapping) or not isinstance(kind, str):
         return "none"
+    privacy = privacy_of(context.session)
     for provider in context.catalog.providers(kind):
         spec = provider.record
         assert spec is not None  # providers() only returns definitions with a record
-        query = select(CaseRow).where(CaseRow.service == provider.name,
-                                      CaseRow.status.in_(spec.statuses),
-                                      CaseRow.id != context.case.id)
+        wanted = [and_(CaseIdentity.path == f"{spec.subject}.{key}",
+                       CaseIdentity.digest == privacy.digest(document, str(person[key])))
+                  for key, document in DOCUMENT_KINDS.items()
+                  if normalize_document(person.get(key) or "")]
+        if not wanted:
+            continue
+        query = (select(CaseRow).join(CaseIdentity, CaseIdentity.case_id == CaseRow.id)
+                 .where(CaseRow.service == provider.name, CaseRow.status.in_(spec.statuses),
+                        CaseRow.id != context.case.id, or_(*wanted)))
         if payload.get("same_post"):
             query = query.where(CaseRow.post == payload.get("post"))
-        # The register is prefiltered by service, status and post in SQL; identities are
-        # compared here because personal fields are stored encrypted, not searchable.
         for row in context.session.scalars(query):
             subject = get_path(row.data, spec.subject)
             if subject is not MISSING and isinstance(subject, Mapping) \

@@ -9,8 +9,10 @@ Long waits are timers, not sleeping consumers: `DeadlineSweeper.sweep(now)` find
 whose deadline passed (or whose reminder is due) and applies it, one transaction per case, so
 one bad case cannot block the others. It is idempotent: a moved case is no longer in the status,
 a reminder is unique per case and key; running it twice, or from two processes, changes
-nothing more. `DeadlineScheduler` runs the sweep (and the purge of unclaimed documents) with
-APScheduler, its jobs persisted in the hub's database (table ``scheduled_jobs``)::
+nothing more. `DeadlineScheduler` runs the sweep (and the purge of unclaimed documents, the
+retention job of `hub.retention` daily, and the continuation of an unfinished data-key
+re-encryption, `hub.rekey`, hourly) with APScheduler, its jobs persisted in the hub's database
+(table ``scheduled_jobs``)::
 
     scheduler = DeadlineScheduler(hub, interval_minutes=15)
     scheduler.start()            # background thread; jobs survive restarts
@@ -200,6 +202,26 @@ def scheduled_purge(name: str = "default") -> None:
     log.info("document purge: %d files removed", removed)
 
 
+def scheduled_retention(name: str = "default") -> None:
+    from hub.retention import RetentionSweeper
+
+    report = RetentionSweeper(_HUBS[name]).run()
+    log.info("retention: %d cases anonymized, %d skipped, %d messages purged",
+             len(report.anonymized), len(report.skipped), report.messages_purged)
+
+
+def scheduled_reencryption(name: str = "default") -> None:
+    """Carry on a re-encryption a ``hub keys rotate`` left unfinished (keys are retired by the
+    command only, which knows when every process has switched to the new key)."""
+    from hub.rekey import Reencryption
+
+    job = Reencryption(_HUBS[name])
+    if any(job.pending().values()):
+        report = job.run()
+        log.info("re-encryption: %d rows moved, %d left", sum(report.moved.values()),
+                 report.remaining)
+
+
 class DeadlineScheduler:
     """APScheduler in a background thread, with its jobs in the hub's database."""
 
@@ -225,6 +247,10 @@ class DeadlineScheduler:
                                next_run_time=datetime.now(timezone.utc))
         self.scheduler.add_job("hub.deadlines:scheduled_purge", "interval", hours=6,
                                args=[self.name], id="documents.purge", replace_existing=True)
+        self.scheduler.add_job("hub.deadlines:scheduled_retention", "interval", hours=24,
+                               args=[self.name], id="retention.run", replace_existing=True)
+        self.scheduler.add_job("hub.deadlines:scheduled_reencryption", "interval", hours=1,
+                               args=[self.name], id="keys.reencrypt", replace_existing=True)
 
     def jobs(self) -> list[str]:
         return sorted(job.id for job in self.scheduler.get_jobs())

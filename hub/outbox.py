@@ -12,6 +12,9 @@ Wake-ups: a writer in the relay's own process calls `OutboxRelay.wake`; on Postg
 commit that adds outbox rows also notifies channel ``hub_outbox`` (a trigger, migration 0002),
 which the relay listens to, so a relay in another process starts at once instead of at its next
 poll. Polling stays as the fallback: a lost notification only delays a row, never loses it.
+
+Bodies are stored encrypted (`hub.privacy`: envelopes carry personal data): `enqueue` seals the
+body under the data keys with the message id as context, the relay opens it to publish.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from hub.broker import Broker, Message
 from hub.envelope import Envelope
 from hub.audit import AuditLog
 from hub.errors import HubError, PermanentError
+from hub.privacy import privacy_of
 from hub.seal import Seal
 from hub.store import Store
 from hub.store.models import OutboxRow, utcnow
@@ -40,8 +44,9 @@ def enqueue(session: Session, seal: Seal, envelope: Envelope, routing_key: str, 
             queue: str | None = None, headers: dict | None = None) -> OutboxRow:
     """Add a sealed envelope to the outbox in the caller's transaction."""
     sealed = envelope if envelope.signature else seal.seal(envelope)
+    body, key_id = privacy_of(session).seal_body(sealed.to_bytes(), message_id=str(envelope.id))
     row = OutboxRow(message_id=str(envelope.id), routing_key=routing_key, queue=queue,
-                    headers=dict(headers or {}), body=sealed.to_bytes())
+                    headers=dict(headers or {}), body=body, body_key=key_id)
     session.add(row)
     return row
 
@@ -114,7 +119,7 @@ class OutboxRelay:
         routed = [row for row in rows if not row.queue]
         try:
             # One durable hand-over for the batch (one commit on the embedded broker).
-            self._broker.publish_many(_message(row) for row in routed)
+            self._broker.publish_many(self._message(row) for row in routed)
             done.extend(row.id for row in routed)
             routed = []
         except PermanentError:
@@ -122,9 +127,9 @@ class OutboxRelay:
         for row in routed + [row for row in rows if row.queue]:
             try:
                 if row.queue:
-                    self._broker.send_to_queue(row.queue, _message(row))
+                    self._broker.send_to_queue(row.queue, self._message(row))
                 else:
-                    self._broker.publish(_message(row))
+                    self._broker.publish(self._message(row))
             except PermanentError as exc:
                 # Nothing is bound for this message (a configuration error): park it in the
                 # store with the reason instead of blocking every message behind it.
@@ -138,9 +143,14 @@ class OutboxRelay:
                   extra={"message_id": row.message_id, "error_code": error.code})
         headers = park_headers(error, component=self.component, queue=row.queue or "(outbox)",
                                routing_key=row.routing_key, attempt=1)
-        record(session, self.audit, body=row.body, message_id=row.message_id,
+        try:
+            body, body_key = self._body(row), None
+        except HubError:
+            body, body_key = row.body, row.body_key  # kept sealed as it was: evidence
+        record(session, self.audit, body=body, message_id=row.message_id,
                queue=row.queue or "(outbox)", routing_key=row.routing_key,
-               headers={**(row.headers or {}), **headers}, actor="hub:relay")
+               headers={**(row.headers or {}), **headers}, actor="hub:relay",
+               sealed_with=body_key)
 
     def run(self, stop: threading.Event) -> None:
         if self.store.dialect == "postgresql":
@@ -165,6 +175,14 @@ class OutboxRelay:
             self._broker = None
 
 
-def _message(row: OutboxRow) -> Message:
-    return Message(body=row.body, message_id=row.message_id, routing_key=row.routing_key,
-                   headers=dict(row.headers or {}))
+    def _body(self, row: OutboxRow) -> bytes:
+        if row.body_key is None:
+            return row.body  # written in clear (before encryption at rest)
+        if self.store.privacy is None:
+            raise PermanentError("the relay has no data keys to open outbox bodies",
+                                 code="config.keys")
+        return self.store.privacy.open_body(row.body, row.body_key, message_id=row.message_id)
+
+    def _message(self, row: OutboxRow) -> Message:
+        return Message(body=self._body(row), message_id=row.message_id,
+                       routing_key=row.routing_key, headers=dict(row.headers or {}))

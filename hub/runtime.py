@@ -35,6 +35,7 @@ from hub.deadletters import DeadLetterRecorder
 from hub.errors import ConfigurationError
 from hub.ops.hooks import Observer
 from hub.outbox import OutboxRelay
+from hub.privacy import Privacy
 from hub.retry import RetryPolicy
 from hub.keys import HubKeys
 from hub.seal import JwsSeal, Seal
@@ -61,6 +62,8 @@ class Hub:
         #: Loaded once for the life of the process; parts receive what they need from it.
         self.keys = keys or HubKeys.load(settings)
         self.store = store or Store.from_url(settings.database_url)
+        #: Personal data is sealed with the data keys at every flush (`hub.privacy`).
+        self.store.privacy = Privacy.of(self.keys)
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
             overrides=agency_overrides))

@@ -29,6 +29,7 @@ from hub.envelope import Envelope
 from hub.errors import HubError, PermanentError, UnknownRoute, classify
 from hub.idempotency import mark_processed, was_processed
 from hub.ops.hooks import Hop, Observer
+from hub.ops.masking import redact
 from hub.retry import RetryPolicy
 from hub.seal import Seal
 from hub.store import Store
@@ -124,7 +125,7 @@ class Consumer(abc.ABC):
                     if exchange is not None and exchange.status in ("queued", "acknowledged"):
                         exchange.attempts = attempt + 1
                         exchange.error_code = error.code
-                        exchange.error = error.message[:2000]
+                        exchange.error = redact(error.message, limit=2000)  # at rest: no values
                 if self.hop is not None:
                     self.observer.record(session, self.hop.settled(
                         "retried" if retry else "dead_lettered", fault_code=error.code,

@@ -169,6 +169,21 @@ class KeyRing:
             if self.path is not None:
                 self.save()
 
+    def reload(self) -> bool:
+        """Read the ring's file again (another process rotated or retired); True if it changed.
+
+        Long-running processes call this now and then (`hub.privacy` does, throttled) so that
+        they encrypt with the key made active elsewhere instead of the one they started with.
+        """
+        if self.path is None or not Path(self.path).is_file():
+            return False
+        with self._lock:
+            keys, active, created = _parse_ring(Path(self.path))
+            if keys == self._keys and active == self._active:
+                return False
+            self._install(keys, active, created)
+            return True
+
     # -- values -------------------------------------------------------------------------------
 
     def encrypt(self, plaintext: bytes, *, context: bytes) -> str:

@@ -13,6 +13,7 @@
     hub connector new   scaffold a new agency connector (--soap or --rest)
     hub keys ...        create, inspect, rotate and revoke keys
     hub audit ...       seal, checkpoint, verify and export the audit chain
+    hub retention run   anonymize closed cases past their retention (--dry-run to list them)
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ COMMAND_MODULES = (
     "hub.cli.connector",
     "hub.cli.keys",
     "hub.cli.audit",
+    "hub.cli.retention",
 )
 
 

@@ -18,9 +18,20 @@ def db() -> None:
 def _store():  # type: ignore[no-untyped-def]
     from hub.store import Store
 
+    from hub.errors import ConfigurationError
+    from hub.keys import HubKeys
+    from hub.privacy import Privacy
+
     current = settings()
     current.ensure_dirs()
-    return Store.from_url(current.database_url)
+    store = Store.from_url(current.database_url)
+    try:
+        # With the data keys, migrations seal rows that older versions stored in clear.
+        store.privacy = Privacy.of(HubKeys.load(current))
+    except ConfigurationError as exc:
+        click.echo(f"no data keys ({exc.message}): rows stored in clear stay so until "
+                   "`hub keys reencrypt`", err=True)
+    return store
 
 
 @db.command()

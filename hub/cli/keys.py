@@ -4,6 +4,8 @@
     hub keys status                                certificates, CRL, data keys
     hub keys revoke PARTY [--purpose P]            put a certificate on the CRL
     hub keys crl                                   re-sign the CRL (new nextUpdate)
+    hub keys rotate [--batch N]                    new data key, re-encrypt rows, retire old keys
+    hub keys reencrypt [--batch N]                 resume an interrupted re-encryption
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from datetime import datetime, timezone
 
 import click
 
-from hub.cli.common import settings
+from hub.cli.common import build_hub, progress_stream, settings
 from hub.errors import HubError
 
 
@@ -109,3 +111,78 @@ def crl() -> None:
     except HubError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"CRL refreshed: {current.keys_dir / 'crl.pem'}")
+
+
+@keys.command()
+@click.option("--batch", default=200, show_default=True, help="Rows per transaction.")
+@click.option("--settle", type=float, default=None,
+              help="Seconds to let running processes pick up the new key before the last pass "
+                   "(default: their reload interval).")
+def rotate(batch: int, settle: float | None) -> None:
+    """Add a data key and make it active, re-encrypt every sealed row and document with it, then
+    retire the keys nothing uses any more. Traffic goes on meanwhile (one short transaction per
+    batch); if interrupted, `hub keys reencrypt` continues where it stopped."""
+    _reencrypt(rotate=True, batch=batch, settle=settle)
+
+
+@keys.command()
+@click.option("--batch", default=200, show_default=True, help="Rows per transaction.")
+def reencrypt(batch: int) -> None:
+    """Re-encrypt what is not under the active data key yet (after an interrupted rotation, or
+    rows stored in clear by versions before encryption at rest), then retire unused keys."""
+    _reencrypt(rotate=False, batch=batch, settle=0.0)
+
+
+def _reencrypt(*, rotate: bool, batch: int, settle: float | None) -> None:
+    import signal
+    import threading
+
+    from hub.rekey import Progress, rotate_and_reencrypt
+
+    hub = build_hub()
+    hub.setup()
+    ring = hub.store.privacy.ring
+    before = ring.active_key_id
+    stream = progress_stream()
+    last = [""]
+
+    def show(state: Progress) -> None:
+        share = 100 if not state.total else min(100, state.done * 100 // state.total)
+        line = (f"re-encrypting with {ring.active_key_id}: {state.done}/{state.total} rows "
+                f"({share}%)" + (f", {len(state.failed)} unreadable" if state.failed else ""))
+        if line != last[0]:
+            # One line rewritten in place on a terminal; one line per batch in a log file.
+            end = "\r" if stream.isatty() else "\n"
+            stream.write(line + end)
+            stream.flush()
+            last[0] = line
+
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # SIGINT/SIGTERM end the current batch and stop: the next run resumes from there.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        report = rotate_and_reencrypt(hub, batch=batch, settle=settle, progress=show, stop=stop,
+                                      rotate=rotate)
+    except HubError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        hub.close()
+    if stream.isatty():
+        stream.write("\n")
+    if rotate:
+        click.echo(f"data key rotated: {before} -> {ring.active_key_id}")
+    moved = sum(report.moved.values())
+    click.echo(f"re-encrypted {moved} rows and documents "
+               f"({', '.join(f'{k} {v}' for k, v in report.moved.items() if v) or 'none'})")
+    if report.retired:
+        click.echo(f"retired: {', '.join(report.retired)}")
+    if not report.complete:
+        click.echo(f"{report.remaining} rows left, {len(report.failed)} unreadable "
+                   f"({', '.join(report.failed[:10])}): run `hub keys reencrypt` again; old keys "
+                   "are kept until nothing uses them", err=True)
+        raise SystemExit(1)

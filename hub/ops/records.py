@@ -22,6 +22,7 @@ from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from hub.ops.hooks import Hop
+from hub.ops.masking import redact
 from hub.store import Store
 from hub.store.models import OperationalRecordRow, utcnow
 
@@ -48,7 +49,7 @@ def add(session: Session, hop: Hop, *, node: str | None = None) -> OperationalRe
         message_id=hop.message_id[:64], correlation_id=hop.correlation_id,
         component=hop.component[:64], agency=hop.agency, service=hop.service,
         operation=hop.operation, attempt=hop.attempt, outcome=hop.outcome, answer=hop.answer,
-        fault_code=hop.fault_code, fault_reason=(hop.fault_reason or None) and hop.fault_reason[:500],
+        fault_code=hop.fault_code, fault_reason=redact(hop.fault_reason) or None,
         created_at=hop.created_at, received_at=hop.received_at,
         request_out_at=hop.request_out_at, response_in_at=hop.response_in_at,
         finished_at=utcnow(), duration_ms=_ms(hop.request_out_at, hop.response_in_at),

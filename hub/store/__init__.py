@@ -36,9 +36,13 @@ def normalize_url(url: str) -> str:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, privacy: Any = None) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: The data keys personal data is sealed with (`hub.privacy.Privacy`); the hub sets it.
+        #: Without it the store refuses to read or write personal data.
+        self.privacy = privacy
+        # Sessions know their store, so the flush hook of `hub.privacy` finds the keys.
+        self._sessions = sessionmaker(engine, expire_on_commit=False, info={"store": self})
         self._after_commit: list[Any] = []
         self._lock = threading.Lock()
 
@@ -92,7 +96,7 @@ class Store:
         """Apply Alembic migrations up to ``revision``."""
         from hub.store.migrate import upgrade
 
-        upgrade(self.engine, revision)
+        upgrade(self.engine, revision, privacy=self.privacy)
 
     def create_all(self) -> None:
         """Create tables straight from the models (throw-away test databases only)."""
@@ -130,3 +134,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# Registers the flush hook that seals personal data (after the models, which it uses).
+import hub.privacy  # noqa: E402,F401

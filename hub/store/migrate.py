@@ -7,6 +7,7 @@ Migrations live in ``hub/store/migrations/versions``. To write one::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -21,10 +22,13 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, privacy: Any = None) -> None:
+    """Migrate to ``revision``. ``privacy`` (`hub.privacy.Privacy`) lets migrations that seal
+    personal data do it at once; without it such rows wait for ``hub keys reencrypt``."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["privacy"] = privacy
         command.upgrade(config, revision)
 
 

@@ -9,6 +9,13 @@
 - `DeadLetterRow`: a parked message with its reason and original bytes, replayable.
 - `SeenMessage`: signed message ids received from each party (replay protection), purged after
   the replay window.
+- `CaseIdentity`: blind-index digests of the identity documents named in a case (lookups without
+  decrypting every case).
+
+Personal data is never stored in clear (`hub.privacy`): ``cases.data``, ``exchanges.reply`` and
+``appointments.holder`` hold ``{"enc": <AES-GCM token>}`` behind a `Sealed` attribute, outbox and
+dead-letter bodies are tokens; each such row records the id of the data key that sealed it
+(``*_key`` columns), which is what `hub keys rotate` re-encrypts by.
 """
 from __future__ import annotations
 
@@ -16,10 +23,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer,
-                        LargeBinary, String, Text, UniqueConstraint)
-from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary,
-                        String, Text, UniqueConstraint, text)
+                        LargeBinary, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from hub.store.sealed import Sealed
 
 
 def utcnow() -> datetime:
@@ -44,8 +51,12 @@ class CaseRow(Base):
     status: Mapped[str] = mapped_column(String(64), index=True)
     post: Mapped[str | None] = mapped_column(String(16), index=True)
     language: Mapped[str] = mapped_column(String(8), default="fr")
-    #: The applicant's form data. Personal fields are encrypted by the store's field cipher.
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The applicant's form data, sealed (``{"enc": token}``, context ``case:<reference>``);
+    #: read and assign it through `data` (`hub.privacy`). NULL key: a legacy row in clear.
+    sealed_data: Mapped[dict[str, Any]] = mapped_column("data", JSON)
+    data_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: When the retention job removed the personal data (`hub.retention`); NULL until then.
+    anonymized_at: Mapped[datetime | None] = mapped_column()
     #: Hash of the applicant's tracking secret (never the secret itself).
     secret_hash: Mapped[str | None] = mapped_column(String(128))
     #: Incremented each time the route (re)starts, e.g. after more information was supplied;
@@ -62,8 +73,25 @@ class CaseRow(Base):
     exchanges: Mapped[list["ExchangeRow"]] = relationship(
         order_by="ExchangeRow.created_at", cascade="all, delete-orphan", passive_deletes=True,
         lazy="raise_on_sql")
+    identities: Mapped[list["CaseIdentity"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="raise_on_sql")
 
     __mapper_args__ = {"version_id_col": version}
+
+    data = Sealed("sealed_data", "data_key", lambda row: f"case:{row.reference}")
+
+
+class CaseIdentity(Base):
+    """A blind-index digest (HMAC under the hub's index key) of an identity document in a case:
+    ``path`` is where the case names it (``person.cnie``), ``digest`` of the normalized number.
+    Written with the sealed case, so "cases of this CNIE" is an indexed lookup."""
+
+    __tablename__ = "case_identities"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64), index=True)
 
 
 class CaseEvent(Base):
@@ -95,7 +123,9 @@ class ExchangeRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     request_digest: Mapped[str | None] = mapped_column(String(64))
     reply_digest: Mapped[str | None] = mapped_column(String(64))
-    reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The agency's answer, sealed like case data (context ``exchange:<id>``): use `reply`.
+    sealed_reply: Mapped[dict[str, Any] | None] = mapped_column("reply", JSON)
+    reply_key: Mapped[str | None] = mapped_column(String(64), index=True)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -104,6 +134,8 @@ class ExchangeRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("case_id", "step", "round", name="uq_exchange_step_round"),)
+
+    reply = Sealed("sealed_reply", "reply_key", lambda row: f"exchange:{row.id}")
 
 
 class OutboxRow(Base):
@@ -115,7 +147,10 @@ class OutboxRow(Base):
     #: When set, the relay puts the message on this queue directly (dead-letter replay).
     queue: Mapped[str | None] = mapped_column(String(160))
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The sealed envelope, encrypted (context ``message:<message_id>``) by `enqueue`; the relay
+    #: decrypts it to publish. NULL ``body_key``: a body in clear (legacy, or not an envelope).
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_key: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
 
@@ -197,7 +232,9 @@ class DeadLetterRow(Base):
     component: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The parked bytes, encrypted like outbox bodies (context ``message:<message_id>``).
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_key: Mapped[str | None] = mapped_column(String(64), index=True)
     dead_lettered_at: Mapped[str] = mapped_column(String(40))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: parked | replayed | discarded
@@ -231,6 +268,8 @@ class AttachmentRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     #: Path of the encrypted file, relative to the attachments directory.
     storage_key: Mapped[str] = mapped_column(String(200))
+    #: The data key the file is encrypted with (`hub keys rotate` re-encrypts by it).
+    data_key: Mapped[str | None] = mapped_column(String(64), index=True)
     uploaded_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column()
@@ -289,10 +328,14 @@ class BookingRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     #: The legacy platform's booking id: importing the same file twice finds it.
     legacy_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    #: Who comes, for bookings without a case (legacy): names and contact.
-    holder: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Who comes, for bookings without a case (legacy): names and contact, sealed (context
+    #: ``appointment:<id>``): use `holder`.
+    sealed_holder: Mapped[dict[str, Any]] = mapped_column("holder", JSON, default=dict)
+    holder_key: Mapped[str | None] = mapped_column(String(64))
     booked_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column()
+
+    holder = Sealed("sealed_holder", "holder_key", lambda row: f"appointment:{row.id}")
 # -- operations (issue 7): operational monitoring records, controls, worker heartbeats ---------
 
 class OperationalRecordRow(Base):

@@ -35,6 +35,7 @@ def test_a_commit_elsewhere_wakes_the_relay(hub_factory: Callable[..., Any], pos
     relay.start()
     # Another process's writer: its own engine, nothing shared with the relay but the database.
     writer = Store.from_url(postgres_url)
+    writer.privacy = hub.store.privacy  # another process of the same hub has the same data keys
     try:
         # The relay's first pass and its LISTEN happen at start; let them settle first.
         def listening() -> bool:

@@ -277,7 +277,8 @@ def test_an_altered_audit_row_and_an_altered_broker_message_are_both_detected(hu
                                 licence_request("authentic"), actor="test")
     with hub.store.session() as session:
         queued = session.scalars(select(OutboxRow)).one()
-    document = json.loads(queued.body)
+    document = json.loads(hub.store.privacy.open_body(queued.body, queued.body_key,
+                                                      message_id=queued.message_id))
     document["payload"]["licence"]["number"] = "99/999999"  # edited in the broker
     with hub.open_broker() as broker:
         broker.publish(Message(body=json.dumps(document).encode(), message_id=queued.message_id,

@@ -30,6 +30,10 @@ def _registration(hub):
     return ref
 
 
+#: The scheduler's jobs: deadlines, unclaimed documents, retention, unfinished re-encryption.
+JOBS = ["deadlines.sweep", "documents.purge", "keys.reencrypt", "retention.run"]
+
+
 def _entered(hub, reference, status, at):
     """Pretend the case entered ``status`` at ``at`` (tests cannot wait three years)."""
     with hub.store.transaction() as session:
@@ -134,7 +138,7 @@ def test_the_scheduler_keeps_its_jobs_in_the_database_and_runs_the_sweep(mock_hu
     scheduler = DeadlineScheduler(hub, interval_minutes=60)
     scheduler.start()
     try:
-        assert scheduler.jobs() == ["deadlines.sweep", "documents.purge"]
+        assert scheduler.jobs() == JOBS
         deadline = time.monotonic() + 20
         while _status(hub, ref) != "abandoned" and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -143,12 +147,12 @@ def test_the_scheduler_keeps_its_jobs_in_the_database_and_runs_the_sweep(mock_hu
         scheduler.shutdown()
     with hub.store.session() as session:
         stored = set(session.scalars(text("SELECT id FROM scheduled_jobs")))
-    assert stored == {"deadlines.sweep", "documents.purge"}
+    assert stored == set(JOBS)
     # A new scheduler (a restarted process) finds its jobs and replaces them, not duplicates.
     again = DeadlineScheduler(hub, interval_minutes=60)
     again.start()
     try:
-        assert again.jobs() == ["deadlines.sweep", "documents.purge"]
+        assert again.jobs() == JOBS
     finally:
         again.shutdown()
 

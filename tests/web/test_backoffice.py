@@ -121,6 +121,19 @@ def test_more_information_request_reaches_the_applicant_in_their_language(web, t
     assert view["reason"] == "document_unreadable"
 
 
+def test_a_reason_is_a_code_not_free_text(web, hub, two_posts):
+    """History and audit are not encrypted: a typed sentence could carry a name or a number."""
+    madrid, _ = two_posts
+    moved = web.post(f"/api/v1/backoffice/cases/{madrid['reference']}/transitions",
+                     headers=bearer("madrid"),
+                     json={"to": "more_information_requested",
+                           "reason": "Mr Alaoui's CNIE AB123457 is unreadable"})
+    assert moved.status_code == 422
+    assert [f["field"] for f in moved.get_json()["error"]["fields"]] == ["reason"]
+    with hub.store.session() as session:
+        assert find_case(session, madrid["reference"]).status == "identity_check"
+
+
 def test_issuing_needs_the_signed_document_which_the_applicant_then_downloads(
         web, hub, mock_agencies):
     created = submit(web, "driving_licence_authentication")
