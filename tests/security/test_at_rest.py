@@ -201,7 +201,7 @@ def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any, 
     from hub.store import Store
 
     hub = hub_factory(database_url=database_url)
-    hub.store.upgrade("0003_audit_chain")  # the schema of the release before encryption at rest
+    hub.store.upgrade("0008_audit_chain")  # the schema of the release before encryption at rest
     data = _licence()
     with hub.store.engine.begin() as conn:
         conn.execute(text(
