@@ -35,7 +35,7 @@ from hub.backoffice import MAX_OFFSET, STAFF_REASONS, StaffDesk
 from hub.config import LANGUAGES
 from hub.errors import (AccessDenied, IllegalTransition, MessageTooLarge, SchemaViolation,
                         SecurityError, UnknownRoute, UnknownService, UnsupportedMediaType)
-from hub.forms import FormField, form_fields, localize_errors
+from hub.forms import FormField, field_label, find_field, form_fields, localize_errors
 from hub.guide import service_title
 from hub.i18n import NATIVE_NAMES, Translator, best_language, translator
 from security.tokens import MAX_TTL, Principal
@@ -152,7 +152,10 @@ def _authenticate() -> Response | None:
         return None
     g.principal = _signed_in()
     if g.principal is None:
-        return redirect(url_for("staff.sign_in", lang=lang, next=request.full_path))
+        # Back to this page after signing in; a form posted with an expired session is not
+        # replayed: the list, to decide afresh.
+        back = request.full_path if request.method == "GET" else None
+        return redirect(url_for("staff.sign_in", lang=lang, next=back))
     if request.method == "POST" and not _csrf_ok():
         t = translator(lang)
         return Response(*_render("error.html", t, status=403, message=t(
@@ -187,7 +190,9 @@ def sign_in(lang: str) -> Any:
     t = _translator(lang)
     target = safe_next(request.values.get("next"), lang)
     if request.method == "GET":
-        # The form's CSRF token: a fresh pre-session cookie (no token in it yet).
+        if g.csrf:  # a session (or a form shown earlier): its CSRF token serves this form
+            return _render("sign_in.html", t, next=target, error=None)
+        # The form's CSRF token: a pre-session cookie (no access token in it yet).
         g.csrf = secrets.token_urlsafe(16)
         page, status = _render("sign_in.html", t, next=target, error=None)
         response = Response(page, status)
@@ -282,11 +287,41 @@ def _case_page(lang: str, reference: str, *, status: int = 200, error: str | Non
             moves.append(dict(move, record=group and [c for c in group.children
                                                       if c.name != "outcome"],
                               record_name=group and group.name))
-    data_rows = _flatten(detail.get("data") or {})
-    return _render("case.html", t, status=status, case=detail,
+    data_rows = _data_rows(_hub().catalog.get(detail["service"]).intake_schema,
+                           detail.get("data") or {}, t) if detail["contents"] else []
+    documents = [dict(d, label=_document_label(detail["service"], d, t))
+                 for d in detail.get("documents", [])]
+    return _render("case.html", t, status=status, case=detail, documents=documents,
                    title=_title(detail["service"], t), moves=moves, reasons=STAFF_REASONS,
                    data_rows=data_rows, error=error, errors=errors or [],
                    values=values or {}, moved=moved)
+
+
+def _document_label(service: str, document: dict[str, Any], t: Translator) -> str:
+    """What a document is: the intake field it was uploaded for, or the move it was issued
+    with (``outcome.<status>``)."""
+    field = document.get("field") or ""
+    if field.startswith("outcome."):
+        return t.status(field.removeprefix("outcome."))
+    try:
+        return field_label(_hub().catalog.get(service).intake_schema, field, t) if field \
+            else document["reference"]
+    except UnknownService:
+        return field
+
+
+def _data_rows(schema: str, data: dict[str, Any], t: Translator) -> list[tuple[str, str, Any]]:
+    """The request as (path, translated label, value) rows: labels and choices from the intake
+    schema where it names the field, the dotted path otherwise."""
+    rows = []
+    for path, value in _flatten(data):
+        chain = find_field(schema, path)
+        named = len(chain) == sum(1 for part in path.split(".") if not part.isdigit())
+        titles = [t(f.title) for f in chain[-2:] if f.title] if named else []
+        if named and chain[-1].kind == "choice" and value is not None:
+            value = t.value(str(value))
+        rows.append((path, " › ".join(titles) or path, value))
+    return rows
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -277,8 +277,10 @@ def test_issuing_needs_the_signed_pdf_which_the_case_then_lists(staff_app, hub, 
     assert issued.status_code == 302
     page = madrid.case(reference)
     assert 'data-status="attestation_issued"' in page.text
-    link = re.search(r'<li data-kind="outcome"><a href="([^"]+)"', page.text)
-    assert link, "the signed document is listed"
+    link = re.search(r'<li data-kind="outcome" data-field="outcome.attestation_issued">'
+                     r'<a href="([^"]+)">([^<]+)</a>', page.text)
+    assert link, "the signed document is listed, with the move it was issued with"
+    assert link.group(2) == translator("en").status("attestation_issued")
     download = madrid.web.get(link.group(1))
     assert download.status_code == 200 and download.data == PDF
     with hub.store.session() as session:
