@@ -20,11 +20,12 @@ the CSRF token, the sign-in form too (a cookie set when the form is shown).
 from __future__ import annotations
 
 import hmac
+import posixpath
 import re
 import secrets
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template,
                    request, url_for)
@@ -98,8 +99,10 @@ def safe_next(target: str | None, lang: str) -> str:
     if not target or "\\" in target or any(ord(c) < 32 for c in target):
         return fallback
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith(COOKIE_PATH + "/") \
-            or target.startswith("//"):
+    # As the browser will resolve it: no way out of /staff/ through dot segments.
+    path = posixpath.normpath(unquote(parts.path))
+    if parts.scheme or parts.netloc or target.startswith("//") \
+            or not (path + "/").startswith(COOKIE_PATH + "/"):
         return fallback
     return target
 
@@ -120,8 +123,11 @@ def _translator(lang: str) -> Translator:
     return translator(lang)
 
 
-def _render(template: str, t: Translator, status: int = 200, **context: Any) -> tuple[str, int]:
-    path = request.full_path if request.query_string else request.path
+def _render(template: str, t: Translator, status: int = 200, *, here: str | None = None,
+            **context: Any) -> tuple[str, int]:
+    """The page; ``here`` is its address for the language switcher (a form's answer is shown
+    at the form's address, which only takes a POST)."""
+    path = here or (request.full_path if request.query_string else request.path)
     switch = {code: re.sub(r"^/staff/[a-z]{2}(?=/|$|\?)", f"/staff/{code}", path)
               for code in LANGUAGES}
     return render_template(f"backoffice/{template}", t=t, _=t, pgettext=t.pgettext,
@@ -148,6 +154,12 @@ def _authenticate() -> Response | None:
     if lang not in LANGUAGES:
         abort(404)
     g.csrf = _cookie().get("csrf", "")
+    if request.method == "POST":
+        # Before the form is first read (the CSRF check): a move carries a signed document, so
+        # room for one beyond the hub's message limit.
+        settings = _hub().settings
+        request.max_content_length = (settings.max_message_bytes
+                                      + settings.max_attachment_bytes)
     if request.endpoint in PUBLIC:
         return None
     g.principal = _signed_in()
@@ -292,6 +304,7 @@ def _case_page(lang: str, reference: str, *, status: int = 200, error: str | Non
     documents = [dict(d, label=_document_label(detail["service"], d, t))
                  for d in detail.get("documents", [])]
     return _render("case.html", t, status=status, case=detail, documents=documents,
+                   here=url_for("staff.case", lang=lang, reference=detail["reference"]),
                    title=_title(detail["service"], t), moves=moves, reasons=STAFF_REASONS,
                    data_rows=data_rows, error=error, errors=errors or [],
                    values=values or {}, moved=moved)
@@ -355,7 +368,6 @@ def transition(lang: str, reference: str) -> Any:
         reason = None  # the form offers codes only
     values = {k: v for k, v in request.form.items() if k != "csrf"}
     settings = _hub().settings
-    request.max_content_length = settings.max_message_bytes + settings.max_attachment_bytes
     desk = _desk()
     try:
         document = None

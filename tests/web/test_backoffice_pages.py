@@ -117,6 +117,9 @@ def test_pages_need_a_signed_in_member_of_staff(staff_app):
     ("//evil.example/staff/en/cases", "/staff/en/cases"),
     ("/\\evil.example", "/staff/en/cases"),
     ("/admin/", "/staff/en/cases"),
+    ("/staff/../admin/", "/staff/en/cases"),
+    ("/staff/%2e%2e/admin/", "/staff/en/cases"),
+    ("/staffing", "/staff/en/cases"),
 ])
 def test_sign_in_returns_only_to_a_back_office_page(staff_app, target, lands):
     web = staff_app.test_client()
@@ -135,10 +138,23 @@ def test_the_session_cookie_is_http_only_strict_and_limited_to_the_back_office(s
     assert "madrid" not in cookie.split(";")[0].split("=", 1)[1][:5]  # signed, not bare
 
 
+def test_the_token_is_verified_on_every_request(hub):
+    tokens = staff_tokens()
+    app = create_app(hub, authenticate=authenticator(tokens))
+    madrid = Staff(app, "madrid")
+    assert madrid.get("/cases").status_code == 200
+    del tokens["madrid"]  # expired, or signed by a key no longer trusted
+    response = madrid.get("/cases")
+    assert response.status_code == 302 and "/staff/en/sign-in" in response.headers["Location"]
+
+
 def test_sign_out_ends_the_session(staff_app):
     madrid = Staff(staff_app, "madrid")
     page = madrid.get("/cases")
     assert page.status_code == 200 and "ES-MAD" in page.text
+    # Showing the sign-in form again keeps the session.
+    assert madrid.web.get("/staff/en/sign-in").status_code == 200
+    assert madrid.get("/cases").status_code == 200
     assert madrid.web.post("/staff/en/sign-out", data={"csrf": "forged"}).status_code == 403
     out = madrid.web.post("/staff/en/sign-out", data={"csrf": madrid.csrf})
     assert out.status_code == 302
@@ -272,8 +288,11 @@ def test_issuing_needs_the_signed_pdf_which_the_case_then_lists(staff_app, hub, 
     assert not_pdf.status_code == 422 and "must be a PDF file" in not_pdf.text
     assert status_of(hub, reference) == "verified"
 
+    # A scanned, signed attestation is larger than a message: room for a document.
+    signed = PDF + b"%" + b"0" * hub.settings.max_message_bytes
+    assert len(signed) < hub.settings.max_attachment_bytes
     issued = madrid.move(reference, "attestation_issued",
-                         outcome_document=(io.BytesIO(PDF), "signed.pdf"))
+                         outcome_document=(io.BytesIO(signed), "signed.pdf"))
     assert issued.status_code == 302
     page = madrid.case(reference)
     assert 'data-status="attestation_issued"' in page.text
@@ -282,7 +301,7 @@ def test_issuing_needs_the_signed_pdf_which_the_case_then_lists(staff_app, hub, 
     assert link, "the signed document is listed, with the move it was issued with"
     assert link.group(2) == translator("en").status("attestation_issued")
     download = madrid.web.get(link.group(1))
-    assert download.status_code == 200 and download.data == PDF
+    assert download.status_code == 200 and download.data == signed
     with hub.store.session() as session:
         views = [d["view"] for d in session.scalars(select(AuditRow.details).where(
             AuditRow.action == "viewed", AuditRow.correlation_id == reference))]
