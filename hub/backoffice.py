@@ -164,11 +164,17 @@ class StaffDesk:
 
     def move(self, principal: Principal, reference: str, to: str, *, reason: str | None = None,
              updates: Mapping[str, Any] | None = None,
-             outcome_document: str | None = None) -> dict[str, Any]:
+             outcome_document: str | None = None,
+             expected: str | None = None) -> dict[str, Any]:
         """Move the case to ``to`` as staff, recording ``updates`` and binding the outcome
-        document, in one transaction."""
+        document, in one transaction. ``expected`` is the status the caller decided on (a page
+        shown earlier): if the case has moved since, nothing changes (409, ``case.stale``)."""
         with self.hub.store.transaction() as session:
             case = self._case(session, principal, reference, change=True)
+            if expected is not None and case.status != expected:
+                raise IllegalTransition(
+                    f"case {case.reference} is {case.status} now, not {expected}",
+                    code="case.stale", current=case.status, requested=to)
             definition = self.hub.catalog.get(case.service)
             if to not in definition.next_statuses(case.status, "staff"):
                 raise IllegalTransition(

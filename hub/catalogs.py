@@ -9,7 +9,9 @@ them all as ``(context, msgid)``:
 - the service definitions: statuses (``status``), reasons of their routes and deadlines
   (``reason``), the reference guide (title, summary, who, eligibility, fees note, steps);
 - the intake schemas: every field's title and description, every choice (``value``);
-- the reasons the hub's own code records (`CODE_REASONS`) and the staff's (`STAFF_REASONS`).
+- the reasons the hub's own code records (`CODE_REASONS`) and the staff's (`STAFF_REASONS`);
+- the back-office: its templates (``hub/templates/backoffice``), the staff roles (``role``)
+  and the fields of the records staff make with a move (``record``).
 
 ``python -m hub.catalogs`` writes ``hub/translations/messages.pot``, adds what is missing to each
 language's ``messages.po`` (empty, for a translator to fill in) and drops what nothing shows any
@@ -28,7 +30,9 @@ from hub.i18n import Key
 CODE_REASONS = ("submitted", "route_started", "route_complete", "information_supplied",
                 "withdrawn_by_applicant")
 #: Modules that translate literal strings, besides the templates.
-PYTHON_SOURCES = ("pages.py", "intake.py")
+PYTHON_SOURCES = ("pages.py", "intake.py", "backoffice_pages.py")
+#: Template folders: the applicant pages and the staff's back-office pages.
+TEMPLATE_FOLDERS = ("pages", "backoffice")
 KEYWORDS = {"_": None, "t": None, "gettext": None, "pgettext": ((1, "c"), 2)}
 
 
@@ -42,7 +46,8 @@ def extracted() -> set[Key]:
 
     root = _root()
     found: set[Key] = set()
-    files = [("jinja2", path) for path in sorted((root / "templates" / "pages").glob("*.html"))]
+    files = [("jinja2", path) for folder in TEMPLATE_FOLDERS
+             for path in sorted((root / "templates" / folder).glob("*.html"))]
     files += [("python", root / name) for name in PYTHON_SOURCES]
     for method, path in files:
         method_name = "jinja2.ext:babel_extract" if method == "jinja2" else "python"
@@ -54,7 +59,9 @@ def extracted() -> set[Key]:
 
 def from_data(catalog: object | None = None) -> set[Key]:
     """Messages of the service definitions (every service, flagged or not) and their schemas."""
+    from hub.access import STAFF_ROLES
     from hub.backoffice import STAFF_REASONS
+    from hub.backoffice_pages import record_fields
     from hub.forms import ERROR_MESSAGES, form_fields
     from hub.services import ServiceCatalog
 
@@ -64,6 +71,7 @@ def from_data(catalog: object | None = None) -> set[Key]:
         catalog = ServiceCatalog.load(features={d.feature_flag for d in every if d.feature_flag})
     found: set[Key] = {("error", m) for m in ERROR_MESSAGES.values()}
     found |= {("reason", r) for r in (*CODE_REASONS, *STAFF_REASONS)}
+    found |= {("role", r) for r in STAFF_ROLES}  # who is signed in to the back-office
     for definition in catalog:  # type: ignore[attr-defined]
         found |= {("status", s) for s in definition.states}
         for deadline in definition.deadlines:
@@ -77,6 +85,8 @@ def from_data(catalog: object | None = None) -> set[Key]:
             texts: Iterable[str | None] = (guide.title, guide.summary, guide.who,
                                            *guide.eligibility, *guide.steps, guide.fees.note)
             found |= {(None, text) for text in texts if text}
+        # What staff record with a move (a judicial document's delivery), context ``record``.
+        found |= {("record", f.name) for f in record_fields(definition.intake_schema)}
         for field in _fields(form_fields(definition.intake_schema)):
             found |= {(None, text) for text in (field.title, field.description) if text}
             found |= {("value", str(choice)) for choice in field.choices}

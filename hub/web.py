@@ -4,7 +4,7 @@
     app.test_client().get("/healthz")
 
 Blueprints: ``intake`` (applicants: submit and track), and those added by later parts (inbound
-agency endpoints, back-office, admin console). Every `HubError` becomes a JSON problem with a
+agency endpoints, back-office API and its staff pages under ``/staff``, admin console). Every `HubError` becomes a JSON problem with a
 precise status; nothing else escapes as a 500 without being logged with its correlation id.
 """
 from __future__ import annotations
@@ -98,6 +98,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     from hub.appointments import AppointmentBook
     from hub.appointments_api import blueprint as appointments
     from hub.backoffice import StaffDesk, blueprint as backoffice
+    from hub.backoffice_pages import blueprint as staff_pages
     from hub import health
     from hub.admin import init_app as init_admin
     from hub.inbound import blueprint as inbound
@@ -113,6 +114,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     app.register_blueprint(appointments)
     app.register_blueprint(inbound)
     app.register_blueprint(pages)      # applicant pages: /<lang>/...
+    app.register_blueprint(staff_pages)  # back-office pages: /staff/<lang>/...
     health.init_app(app)  # /healthz, /readyz, /metrics
     init_admin(app)       # /admin console and /admin/api
     return app
