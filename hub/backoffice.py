@@ -140,10 +140,12 @@ class StaffDesk:
                             "content_type": a.content_type, "size": a.size,
                             "sha256": a.sha256, "created_at": a.created_at.isoformat()}
                            for a in self.hub.attachments.for_case(session, case.id)])
-            self.hub.audit.append(session, AuditRecord(
-                action="viewed", actor=f"{principal.role}:{principal.subject}",
-                component="backoffice", correlation_id=case.reference,
-                details={"view": "contents"}))
+        # Every read of a case by a person is audited, the status-only reads of the call
+        # centre too; ``view`` says how much was seen.
+        self.hub.audit.append(session, AuditRecord(
+            action="viewed", actor=f"{principal.role}:{principal.subject}",
+            component="backoffice", correlation_id=case.reference,
+            details={"view": "contents" if detail["contents"] else "status"}))
         return detail
 
     # -- acting --------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def test_the_call_centre_reads_status_only(web, hub, two_posts):
     assert body["status"] == "identity_check" and body["contents"] is False
     assert {"data", "exchanges", "documents", "next"}.isdisjoint(body)
     assert "Alaoui" not in str(body)
+    with hub.store.session() as session:
+        views = session.execute(select(AuditRow.actor, AuditRow.details).where(
+            AuditRow.action == "viewed", AuditRow.correlation_id == madrid["reference"])).all()
+    assert [details["view"] for _, details in views] == ["status"]  # audited, as what it was
     moved = web.post(url + "/transitions", headers=bearer("callcentre"),
                      json={"to": "rejected"})
     assert moved.status_code == 403

@@ -203,14 +203,14 @@ def test_the_call_centre_reads_the_status_only(staff_app, hub, two_posts):
 
 def test_reading_a_case_page_is_audited_like_the_api(staff_app, hub, two_posts):
     madrid_case, _ = two_posts
-    Staff(staff_app, "callcentre").case(madrid_case)  # the status only: no contents read
+    Staff(staff_app, "callcentre").case(madrid_case)  # the status only, audited as such
     page = Staff(staff_app, "madrid").case(madrid_case)
     assert "Alaoui" in page.text and "documents.photo_1" in page.text
     with hub.store.session() as session:
         views = session.execute(select(AuditRow.actor, AuditRow.details).where(
             AuditRow.action == "viewed", AuditRow.correlation_id == madrid_case)).all()
     assert [(actor, details["view"]) for actor, details in views] == \
-        [("post_staff:u-madrid", "contents")]
+        [("call_centre:u-cc", "status"), ("post_staff:u-madrid", "contents")]
 
 
 # -- moves ---------------------------------------------------------------------------------------
