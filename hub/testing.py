@@ -227,3 +227,38 @@ def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+# -- headless Chromium (the pages' and the console's browser tests) -------------------------
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium driven by Selenium through Debian's chromium-driver, with a fresh
+    profile and no background networking (the machine has no network beyond loopback). Skipped
+    without Chromium; a failure under ``HUB_REQUIRE_SERVICES=1``."""
+    import shutil
+    import tempfile
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        _missing("chromium and chromium-driver",
+                 "apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="hub-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                 "--window-size=1400,1000", "--lang=fr"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

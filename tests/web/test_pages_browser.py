@@ -6,8 +6,6 @@ The hub runs on the embedded default with its web front on a loopback port and N
 simulator (signed answers) behind it; Chromium is started as the console's browser test does."""
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,42 +13,10 @@ from typing import Any, Iterator
 import pytest
 
 from hub.demo_scenarios import licence_request
-from hub.testing import services_required
 
 from webkit import PDF
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
-        if services_required():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="hub-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                 "--window-size=1200,1000", "--lang=fr"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
 
 @pytest.fixture
 def site(hub_factory: Any, narsa_simulator: Any) -> Iterator[tuple[Any, str]]:
