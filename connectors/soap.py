@@ -288,7 +288,7 @@ class SoapConnector(Connector):
         signing = self.dependencies.get("signing")
         if signing is None:
             return doc
-        verified = signing.verify_soap(answer.content, self.agency)
+        verified = signing.verify_soap(answer.content, self.agency, answer=True)
         return replace_body(doc, verified.signed_xml)
 
 

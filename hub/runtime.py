@@ -130,12 +130,17 @@ class Hub:
 
     @property
     def signing(self) -> Any:
-        """The hub's message signing (XML-DSig, JWS) over the keys loaded at start."""
+        """The hub's message signing (XML-DSig, JWS) over the keys loaded at start, with replay
+        protection: ``HUB_REPLAY_WINDOW`` and the database's seen message ids."""
         if not hasattr(self, "_signing"):
             from connectors.signing import MessageSigning
+            from hub.replay import StoreSeenIds
+            from hub.verification import MessageVerifier
 
-            self._signing = MessageSigning(party="hub", signer=self.keys.signer,
-                                           trust=self.keys.trust)
+            self._signing = MessageSigning(
+                party="hub", signer=self.keys.signer, trust=self.keys.trust,
+                verifier=MessageVerifier.from_settings(self.keys.trust, self.settings),
+                seen=StoreSeenIds(self.store))
         return self._signing
 
     # -- use cases -----------------------------------------------------------------------------
