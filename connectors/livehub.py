@@ -51,7 +51,8 @@ class AgencyHub:
     def __init__(self, hub_factory: Callable[..., Any], *, broker_url: str | None = None,
                  database_url: str | None = None, extra_definitions: Iterable[Path] = (),
                  simulator_options: dict[str, dict[str, Any]] | None = None,
-                 retry: dict[str, Any] | None = None, **hub_options: Any) -> None:
+                 retry: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 **hub_options: Any) -> None:
         from hub.services import ServiceCatalog
 
         self.tokens = {name: secrets.token_urlsafe(16) for name in CALLERS}
@@ -59,7 +60,8 @@ class AgencyHub:
         self._simulator_options = simulator_options or {}
         overrides = {name: {"base_url": sim.url, "retry": retry or FAST_RETRY, "timeout": 2}
                      for name, sim in self.simulators.items()}
-        env = {f"HUB_AGENCY_{name.upper()}_TOKEN": token for name, token in self.tokens.items()}
+        env = {**{f"HUB_AGENCY_{name.upper()}_TOKEN": token
+                  for name, token in self.tokens.items()}, **(env or {})}
         try:
             self.hub = hub_factory(
                 broker_url=broker_url, database_url=database_url, env=env,

@@ -91,8 +91,10 @@ class RestConnector(Connector):
         }
         headers.update(self.sign_request(body, envelope))
         response = self._exchange(op, body, headers)
-        self._check_echo(response, envelope, body)
+        # Verified first: nothing of an answer is read (not even its echo) before its signature,
+        # certificate and freshness are; a replayed answer is refused as such.
         answer = self.verify_reply(response)
+        self._check_echo(response, envelope, body)
         if op.accepted_status is not None and response.status == op.accepted_status:
             return self._accepted(operation, answer)
         return self.parse_answer(operation, answer, context=context)

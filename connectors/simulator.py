@@ -17,6 +17,9 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
                         {"kind": "invalid", "count": 1}     parseable, breaks the agency's schema
                         {"kind": "soap_fault"}              SOAP agencies: soap:Server fault
                         {"kind": "duplicate_callback"}      asynchronous agencies: call back twice
+                        {"kind": "bad_signature"}           the answer is altered after signing
+                        {"kind": "replay", "count": 1}      send the previous signed answer again,
+                                                            byte for byte (a recorded replay)
                         {"kind": "latency", "delay": 0.05}
     DELETE /_sim/faults                 clear every fault
     POST /_sim/reset                    clear faults, log and memory
@@ -47,7 +50,7 @@ from werkzeug.serving import make_server
 log = logging.getLogger(__name__)
 
 FaultKind = Literal["latency", "status", "timeout", "malformed", "invalid", "soap_fault",
-                    "bad_signature", "duplicate_callback", "reset"]
+                    "bad_signature", "duplicate_callback", "reset", "replay"]
 
 #: Largest request body kept in the log (what the agency saw), in characters.
 LOGGED_BODY_CHARS = 64 * 1024
@@ -220,6 +223,9 @@ class Simulator(abc.ABC):
         if fault.kind == "bad_signature":
             g.bad_signature = True  # the answer is signed, then altered (see sign_*_response)
             return None
+        if fault.kind == "replay":
+            g.replay_answer = True  # answered as usual, then the last signed answer is sent
+            return None
         if fault.kind == "reset":
             _reset_connection()
             raise ConnectionResetError("injected connection reset")
@@ -253,6 +259,19 @@ class Simulator(abc.ABC):
             body = response.get_data()
             signed = body + b" " if g.get("bad_signature") else body
             response.headers.update(self.signing.sign_body(signed, str(uuid.uuid4())))
+        return self.replay_or_remember(response)
+
+    def replay_or_remember(self, response: Response) -> Response:
+        """Remember the signed answer as sent; under the ``replay`` fault, send the previous
+        one instead (same bytes, same signature headers), as an attacker replaying it would."""
+        headers = {k: v for k, v in response.headers.items()
+                   if k.lower() not in ("content-length",)}
+        with self._lock:
+            previous = getattr(self, "_last_answer", None)
+            self._last_answer = (response.status_code, response.get_data(), headers)
+        if g.get("replay_answer") and previous is not None:
+            status, body, old_headers = previous
+            return Response(body, status=status, headers=old_headers)
         return response
 
     def invalid_response(self) -> Response | None:

@@ -130,7 +130,7 @@ class SoapSimulator(Simulator):
         for element in self.echoed_header(request_envelope, raw):
             header.append(element)
         response.set_data(serialize(self.sign_answer(answer)))
-        return response
+        return self.replay_or_remember(response)
 
     def echoed_header(self, request_envelope: etree._Element, raw: bytes) -> list[etree._Element]:
         return echoed_header(request_envelope, raw)

@@ -97,8 +97,10 @@ def verify_message(agency: str, body: bytes, headers: Any, *, fresh: bool = True
     JWS in ``X-JWS-Signature``). Raises `SignatureInvalid` / `UntrustedCertificate`, and
     `ReplayDetected` when ``fresh`` (REST callers check freshness themselves, in the transaction
     of the message's effect: `check_fresh`)."""
-    signing = _hub().signing
-    if body.lstrip()[:1] == b"<":
+    hub = _hub()
+    signing = hub.signing
+    # The agency's protocol decides how its messages are read, never the bytes it sent.
+    if hub.agencies.get(agency).protocol == "soap":
         from connectors.signing import replace_body
         from connectors.xml import parse_xml, serialize
 
@@ -187,6 +189,8 @@ def _inbound_error(error: HubError) -> tuple[Response, int]:
     from hub.web import problem, status_for
 
     extra = {"fields": error.errors} if hasattr(error, "errors") else {}
+    if error.details.get("reason"):
+        extra["reason"] = error.details["reason"]  # unsigned, expired, revoked, seen, stale...
     return problem(status_for(error), error.code, error.message, **extra)
 
 

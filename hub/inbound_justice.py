@@ -234,5 +234,6 @@ def _fault(error: HubError, envelope: etree._Element | None, raw: bytes) -> Resp
     document = soap_fault("Client" if client else "Server", error.message[:500], detail=detail,
                           header=header)
     status = status_for(error) if client else 500
-    note_rejection(status, code, reason=error.details.get("reason"))
+    # Audited under the hub's own code (the same on every entry point), not the SOAP detail code.
+    note_rejection(status, error.code, reason=error.details.get("reason"))
     return Response(serialize(document), status=status, content_type=XML)

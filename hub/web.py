@@ -64,7 +64,7 @@ def audit_as(component: str, actor: str) -> None:
 
 
 def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
-    note_rejection(status, code, reason=extra.pop("reason", None))
+    note_rejection(status, code, reason=extra.get("reason"))
     body = {"error": {"code": code, "message": message, **extra},
             "correlation_id": getattr(g, "correlation_id", None)}
     return jsonify(body), status
