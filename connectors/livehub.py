@@ -9,6 +9,10 @@ simulator wired to it (callback URL, credentials) and runs the hub's parts in th
     world.wait_for_status(opened.case.reference, "sent_to_post")
     world.stop()
 
+``tls=("narsa", "dgsn")`` puts those agencies behind mutual TLS: their simulators serve HTTPS
+with the development PKI and accept only the hub's client certificate, and the hub reaches them
+through pinned sessions (``HUB_AGENCY_<NAME>_TLS=1``).
+
 Tests get it from the conformance plugin's ``agency_hub`` fixture.
 """
 from __future__ import annotations
@@ -52,16 +56,20 @@ class AgencyHub:
                  database_url: str | None = None, extra_definitions: Iterable[Path] = (),
                  simulator_options: dict[str, dict[str, Any]] | None = None,
                  retry: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 **hub_options: Any) -> None:
+                 tls: Iterable[str] = (), **hub_options: Any) -> None:
         from hub.services import ServiceCatalog
 
         self.tokens = {name: secrets.token_urlsafe(16) for name in CALLERS}
         self.simulators = start_simulators(load_agencies(), free_ports=True)
         self._simulator_options = simulator_options or {}
-        overrides = {name: {"base_url": sim.url, "retry": retry or FAST_RETRY, "timeout": 2}
+        self.tls = frozenset(tls)
+        overrides = {name: {"base_url": sim.url.replace("http://", "https://")
+                            if name in self.tls else sim.url,
+                            "retry": retry or FAST_RETRY, "timeout": 2}
                      for name, sim in self.simulators.items()}
         env = {**{f"HUB_AGENCY_{name.upper()}_TOKEN": token
-                  for name, token in self.tokens.items()}, **(env or {})}
+                  for name, token in self.tokens.items()},
+               **{f"HUB_AGENCY_{name.upper()}_TLS": "1" for name in self.tls}, **(env or {})}
         try:
             self.hub = hub_factory(
                 broker_url=broker_url, database_url=database_url, env=env,
@@ -75,6 +83,11 @@ class AgencyHub:
         # The hub's development PKI (made by the fixture) holds every agency's keys too: the
         # simulators sign what they send and verify what the hub signs, as agencies would.
         self.keys_dir: Path = self.hub.settings.keys_dir
+        for name in self.tls:  # the same port, now over mutual TLS with the hub's PKI
+            simulator = self.simulators[name]
+            simulator.stop()
+            simulator.options.update(tls=True, keys_dir=str(self.keys_dir))
+            simulator.start()
 
     def start(self) -> "AgencyHub":
         from hub.web import create_app

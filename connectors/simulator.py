@@ -24,6 +24,11 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
     DELETE /_sim/faults                 clear every fault
     POST /_sim/reset                    clear faults, log and memory
 
+Mutual TLS (option ``tls`` with ``keys_dir``): the simulator serves HTTPS with its agency's TLS
+server certificate, requires a client certificate from the PKI's CA (CRL checked during the
+handshake) and answers 403 to any caller whose certificate does not name the hub
+(`security.tls.party_from_peer`); `peers` lists who called.
+
 A fault applies to the next ``count`` business requests, or to each with probability ``rate``
 (seeded, so runs repeat), or to every request when neither is given; ``match`` restricts it to
 requests whose body contains that text (one case among many). Faults stack: latency is
@@ -142,7 +147,10 @@ class Simulator(abc.ABC):
         self.requests: list[RecordedRequest] = []
         self._memory: dict[str, tuple[str, Outcome]] = {}
         self.effects: dict[str, int] = {}
+        #: Parties named by the client certificates of callers (mutual TLS only).
+        self.peers: list[str] = []
         self.app = Flask(f"simulator.{self.agency}")
+        self._tls_check()
         self._admin_routes()
         self.routes(self.app)
         self._server: Any = None
@@ -346,12 +354,52 @@ class Simulator(abc.ABC):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.options.get("tls") else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def _tls_store(self) -> Any:
+        from pathlib import Path
+
+        from security.keys import KeyStore
+
+        if not self.options.get("keys_dir"):
+            raise ValueError(f"{self.agency} simulator: tls needs keys_dir")
+        return KeyStore.load(Path(self.options["keys_dir"]), own=[])
+
+    def _tls_check(self) -> None:
+        @self.app.before_request
+        def _only_the_hub() -> Response | None:
+            if not self.options.get("tls"):
+                return None
+            from hub.errors import UntrustedCertificate
+            from security.tls import party_from_peer
+
+            sock = request.environ.get("werkzeug.socket")
+            der = sock.getpeercert(binary_form=True) if sock is not None else None
+            try:
+                party = party_from_peer(der, self._tls_trust)
+            except UntrustedCertificate as exc:
+                party = f"refused:{exc.details.get('reason')}"
+            with self._lock:
+                self.peers.append(party)
+            if party != "hub":
+                return Response(b'{"error":{"code":"FORBIDDEN","message":"only the hub may '
+                                b'call"}}', status=403, content_type="application/json")
+            return None
 
     def start(self) -> "Simulator":
-        """Serve in a background thread on ``host:port`` (port 0 picks a free one)."""
+        """Serve in a background thread on ``host:port`` (port 0 picks a free one); over mutual
+        TLS when the ``tls`` option is set."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        ssl_context = None
+        if self.options.get("tls"):
+            from security.tls import server_context
+
+            store = self._tls_store()
+            self._tls_trust = store.trust_store()
+            ssl_context = server_context(store.tls_files(self.agency, "tls-server"))
+        self._server = make_server(self.host, self.port, self.app, threaded=True,
+                                   ssl_context=ssl_context)
         self.port = self._server.server_port
         # A short poll interval makes stop() quick (tests start and stop many simulators).
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
