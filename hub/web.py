@@ -144,8 +144,8 @@ _INPUT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def _audit_rejection(hub: Any, response: Response) -> None:
     rejection = g.pop("rejection", None)
-    if rejection is None or response.status_code < 400:
-        return
+    if rejection is None or not 400 <= response.status_code < 500:
+        return  # a server error is not a refusal of the input (it is logged instead)
     if request.method not in _INPUT_METHODS and response.status_code not in (401, 403):
         return
     from hub.audit import AuditRecord
