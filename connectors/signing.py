@@ -64,11 +64,13 @@ class MessageSigning:
 
     # -- SOAP ---------------------------------------------------------------------------------
 
-    def sign_soap(self, envelope: etree._Element) -> etree._Element:
+    def sign_soap(self, envelope: etree._Element, *, now: datetime | None = None
+                  ) -> etree._Element:
+        """``envelope`` signed; ``now`` dates the signed timestamp (default: the clock)."""
         from security.xmldsig import sign_soap
 
         headers = [XROAD_ID] if envelope.find(f".//{XROAD_ID}") is not None else []
-        return sign_soap(envelope, self.signer, sign_headers=headers)
+        return sign_soap(envelope, self.signer, sign_headers=headers, now=now)
 
     def verify_soap(self, data: bytes, party: str, *, signed_id: bool = True,
                     answer: bool = False, fresh: bool = True) -> Any:
@@ -89,10 +91,12 @@ class MessageSigning:
 
     # -- REST ---------------------------------------------------------------------------------
 
-    def sign_body(self, body: bytes, message_id: str) -> dict[str, str]:
+    def sign_body(self, body: bytes, message_id: str, *, now: datetime | None = None
+                  ) -> dict[str, str]:
+        """The header carrying ``body``'s detached JWS; ``now`` dates its ``iat``."""
         from security.jws import sign_detached
 
-        return {JWS_HEADER: sign_detached(body, self.signer, message_id=message_id)}
+        return {JWS_HEADER: sign_detached(body, self.signer, message_id=message_id, now=now)}
 
     def verify_body(self, headers: Any, body: bytes, party: str, *, fresh: bool = True) -> Any:
         """The `VerifiedJws` of ``body`` signed by ``party`` (header ``X-JWS-Signature``),

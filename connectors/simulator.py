@@ -20,6 +20,10 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
                         {"kind": "bad_signature"}           the answer is altered after signing
                         {"kind": "replay", "count": 1}      send the previous signed answer again,
                                                             byte for byte (a recorded replay)
+                        {"kind": "stale_signature"}         sign the answer dated a day ago
+                        {"kind": "wrapped"}                 SOAP: signature wrapping (the signed
+                                                            Body moved into a header, a forged
+                                                            Body in its place)
                         {"kind": "latency", "delay": 0.05}
     DELETE /_sim/faults                 clear every fault
     POST /_sim/reset                    clear faults, log and memory
@@ -46,7 +50,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from flask import Flask, Response, g, jsonify, request
@@ -55,7 +59,8 @@ from werkzeug.serving import make_server
 log = logging.getLogger(__name__)
 
 FaultKind = Literal["latency", "status", "timeout", "malformed", "invalid", "soap_fault",
-                    "bad_signature", "duplicate_callback", "reset", "replay"]
+                    "bad_signature", "duplicate_callback", "reset", "replay", "stale_signature",
+                    "wrapped"]
 
 #: Largest request body kept in the log (what the agency saw), in characters.
 LOGGED_BODY_CHARS = 64 * 1024
@@ -234,6 +239,12 @@ class Simulator(abc.ABC):
         if fault.kind == "replay":
             g.replay_answer = True  # answered as usual, then the last signed answer is sent
             return None
+        if fault.kind == "wrapped":
+            g.wrapped = True  # see SoapSimulator.sign_answer
+            return None
+        if fault.kind == "stale_signature":
+            g.signed_at = datetime.now(timezone.utc) - timedelta(days=1)  # see sign_*_response
+            return None
         if fault.kind == "reset":
             _reset_connection()
             raise ConnectionResetError("injected connection reset")
@@ -266,7 +277,8 @@ class Simulator(abc.ABC):
         if self.signing is not None:
             body = response.get_data()
             signed = body + b" " if g.get("bad_signature") else body
-            response.headers.update(self.signing.sign_body(signed, str(uuid.uuid4())))
+            response.headers.update(self.signing.sign_body(signed, str(uuid.uuid4()),
+                                                           now=g.get("signed_at")))
         return self.replay_or_remember(response)
 
     def replay_or_remember(self, response: Response) -> Response:
