@@ -11,7 +11,10 @@ simulator wired to it (callback URL, credentials) and runs the hub's parts in th
 
 ``tls=("narsa", "dgsn")`` puts those agencies behind mutual TLS: their simulators serve HTTPS
 with the development PKI and accept only the hub's client certificate, and the hub reaches them
-through pinned sessions (``HUB_AGENCY_<NAME>_TLS=1``).
+through pinned sessions (``HUB_AGENCY_<NAME>_TLS=1``). When a calling agency (Health, Justice)
+is among them, the hub's web front is served over mutual TLS too, and those simulators call it
+with their own client certificates: list every caller then (a caller without a certificate is
+refused at the handshake).
 
 Tests get it from the conformance plugin's ``agency_hub`` fixture.
 """
@@ -39,11 +42,12 @@ class LiveServer:
         server = LiveServer(create_app(hub)); ...; server.stop()
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, ssl_context: Any = None) -> None:
         from werkzeug.serving import make_server
 
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
@@ -85,15 +89,19 @@ class AgencyHub:
         self.keys_dir: Path = self.hub.settings.keys_dir
         for name in self.tls:  # the same port, now over mutual TLS with the hub's PKI
             simulator = self.simulators[name]
-            simulator.stop()
-            simulator.options.update(tls=True, keys_dir=str(self.keys_dir))
-            simulator.start()
+            simulator.options["keys_dir"] = str(self.keys_dir)
+            simulator.serve_tls()
 
     def start(self) -> "AgencyHub":
         from hub.web import create_app
 
         self.hub.setup()
-        self.server = LiveServer(create_app(self.hub))
+        front_tls = None
+        if self.tls & set(CALLERS):
+            from security.tls import server_context
+
+            front_tls = server_context(self.hub.keys.store.tls_files("hub", "tls-server"))
+        self.server = LiveServer(create_app(self.hub), ssl_context=front_tls)
         for name, sim in self.simulators.items():
             sim.options.update(self._simulator_options.get(name, {}))
             if name in self.tokens:

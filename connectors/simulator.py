@@ -31,7 +31,8 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
 Mutual TLS (option ``tls`` with ``keys_dir``): the simulator serves HTTPS with its agency's TLS
 server certificate, requires a client certificate from the PKI's CA (CRL checked during the
 handshake) and answers 403 to any caller whose certificate does not name the hub
-(`security.tls.party_from_peer`); `peers` lists who called.
+(`security.tls.party_from_peer`); `peers` lists who called. When it calls the hub (callbacks,
+documents) it presents its own client certificate and pins the hub's key (`hub_session`).
 
 A fault applies to the next ``count`` business requests, or to each with probability ``rate``
 (seeded, so runs repeat), or to every request when neither is given; ``match`` restricts it to
@@ -378,6 +379,21 @@ class Simulator(abc.ABC):
             raise ValueError(f"{self.agency} simulator: tls needs keys_dir")
         return KeyStore.load(Path(self.options["keys_dir"]), own=[])
 
+    def hub_session(self) -> Any:
+        """A `requests.Session` to call the hub: with ``tls``, pinned mutual TLS presenting this
+        agency's client certificate and expecting the hub's server key; else plain."""
+        import requests
+
+        if not self.options.get("tls"):
+            session = requests.Session()
+            session.trust_env = False
+            return session
+        from security.tls import client_context, pinned_session
+
+        store = self._tls_store()
+        return pinned_session("hub", {store.tls_pin("hub")},
+                              client_context(store.tls_files(self.agency, "tls-client")))
+
     def _tls_check(self) -> None:
         @self.app.before_request
         def _only_the_hub() -> Response | None:
@@ -403,21 +419,37 @@ class Simulator(abc.ABC):
         """Serve in a background thread on ``host:port`` (port 0 picks a free one); over mutual
         TLS when the ``tls`` option is set."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        ssl_context = None
-        if self.options.get("tls"):
-            from security.tls import server_context
-
-            store = self._tls_store()
-            self._tls_trust = store.trust_store()
-            ssl_context = server_context(store.tls_files(self.agency, "tls-server"))
+        ssl_context = self._server_tls() if self.options.get("tls") else None
         self._server = make_server(self.host, self.port, self.app, threaded=True,
                                    ssl_context=ssl_context)
         self.port = self._server.server_port
+        self._serve()
+        return self
+
+    def serve_tls(self) -> None:
+        """Switch a running simulator to mutual TLS on the same listening socket (for when the
+        PKI exists only after the simulator started: the port stays the one already handed out,
+        never released to be taken by another program in between)."""
+        self.options["tls"] = True
+        context = self._server_tls()
+        listening = self._server.socket.dup()  # werkzeug closes its socket when the loop ends
+        self._server.shutdown()
+        self._server.socket = context.wrap_socket(listening, server_side=True)
+        self._server.ssl_context = context  # werkzeug then reports the https scheme
+        self._serve()
+
+    def _server_tls(self) -> Any:
+        from security.tls import server_context
+
+        store = self._tls_store()
+        self._tls_trust = store.trust_store()
+        return server_context(store.tls_files(self.agency, "tls-server"))
+
+    def _serve(self) -> None:
         # A short poll interval makes stop() quick (tests start and stop many simulators).
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"sim-{self.agency}", daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         if self._server is not None:

@@ -17,8 +17,11 @@ signature (detached JWS for Health, XML-DSig for Justice) against the agency's c
 trust store, and its freshness (signed timestamp inside ``HUB_REPLAY_WINDOW``, signed message id
 never seen before). Only what the signature covers is read.
 
+Over mutual TLS terminated by the hub's own server, the client certificate must also be the
+agency's (`_check_client_certificate`).
+
 Refusals (all audited as ``rejected`` by `hub.web`, with nothing else stored): 401
-``inbound.unauthenticated`` / ``security.signature`` / ``security.certificate`` /
+``inbound.unauthenticated`` / ``inbound.wrong_client_certificate`` / ``security.signature`` / ``security.certificate`` /
 ``security.replay``, 400 ``message.malformed`` / ``message.hostile``, 413 ``message.too_large``,
 415 ``request.unsupported_media_type``, 404, 409, 422 as listed above.
 
@@ -88,7 +91,27 @@ def authenticate(agency: str, *, client: str | None = None) -> str:
             credential.encode("utf-8"), token.encode("utf-8")):
         log.warning("inbound call refused for %s", agency, extra={"agency": agency})
         raise SecurityError("unknown caller or wrong credential", code="inbound.unauthenticated")
+    _check_client_certificate(agency)
     return presented
+
+
+def _check_client_certificate(agency: str) -> None:
+    """Over mutual TLS terminated by the hub's own server, the client certificate must be one
+    our CA issued to ``agency`` (in date, not revoked, TLS pins if configured). Behind a server
+    or proxy that does not pass the certificate on, the bearer credential and the message
+    signature are what identify the agency."""
+    from security.tls import party_from_peer
+
+    sock = request.environ.get("werkzeug.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    der = getpeercert(binary_form=True) if getpeercert is not None else None
+    if der is None:
+        return
+    party = party_from_peer(der, _hub().keys.trust)
+    if party != agency:
+        log.warning("inbound call for %s with the TLS certificate of %s", agency, party)
+        raise SecurityError(f"the client certificate names {party}, not {agency}",
+                            code="inbound.wrong_client_certificate")
 
 
 def verify_message(agency: str, body: bytes, headers: Any, *, fresh: bool = True) -> Any:

@@ -76,3 +76,54 @@ def test_callers_without_the_hubs_client_certificate_are_refused(world, tmp_path
     assert response.status_code == 403
     assert narsa.received() == []
     assert narsa.peers == ["dgsn"]
+
+
+ALL = ("interior", "dgsn", "justice", "health", "narsa")
+
+
+def test_every_agency_both_ways_over_mutual_tls(agency_hub) -> None:  # type: ignore[no-untyped-def]
+    """Hub -> Health, DGSN, Interior, NARSA, Justice and Health -> hub (callback), Justice -> hub
+    (document): every connection mutually authenticated, every certificate the right party's."""
+    from hub.demo_scenarios import repatriation_request
+
+    world = agency_hub(tls=ALL)
+    assert world.server.url.startswith("https://")
+    repatriation = world.hub.submit("repatriation_of_remains", repatriation_request())
+    world.wait_for_status(repatriation.case.reference, "agencies_cleared")
+    assert [c["status"] for c in world.simulators["health"].callbacks] == [202]
+    answer = world.simulators["justice"].send_document(world.server.url, {
+        "court": {"name": "Tribunal de premiere instance de Rabat", "code": "TPI-RABAT"},
+        "courtCaseNumber": "2026/1201/455",
+        "document": {"type": "SUMMONS", "title": "Convocation", "issuedOn": "2026-11-20"},
+        "addressee": {"cnie": "AB123456", "lastName": "Alaoui", "firstName": "Sara",
+                      "address": {"line1": "12 calle Mayor", "city": "Madrid", "country": "ES"}}})
+    assert answer["status"] == "RECEIVED"
+    for agency in ("interior", "dgsn", "health"):
+        assert set(world.simulators[agency].peers) == {"hub"}, agency
+
+
+def test_the_hub_refuses_an_inbound_call_with_another_partys_certificate(agency_hub) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from hub.store.models import AuditRow
+
+    world = agency_hub(tls=ALL)
+    store = KeyStore.load(world.keys_dir, own=[])
+    url = f"{world.server.url}/inbound/v1/health/clearances/some-exchange"
+    headers = {"Content-Type": "application/json", "X-Road-Client": "MA/GOV/SANTE/CLEARANCES",
+               "X-Road-Id": "x-1", "Authorization": f"Bearer {world.tokens['health']}"}
+    # DGSN's certificate (our CA, in date) carrying Health's credential: refused, and audited.
+    dgsn = pinned_session("hub", {store.tls_pin("hub")},
+                          client_context(store.tls_files("dgsn", "tls-client")))
+    response = dgsn.post(url, data=b"{}", headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "inbound.wrong_client_certificate"
+    with world.hub.store.session() as session:
+        [row] = session.scalars(select(AuditRow).where(AuditRow.action == "rejected")).all()
+    assert (row.component, row.outcome) == ("inbound.health", "inbound.wrong_client_certificate")
+    # No certificate at all: not even the handshake.
+    anonymous = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    anonymous.load_verify_locations(cafile=str(store.layout.ca_cert))
+    with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+        pinned_session("hub", {store.tls_pin("hub")}, anonymous).post(url, data=b"{}",
+                                                                     timeout=10)
