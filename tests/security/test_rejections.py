@@ -640,3 +640,54 @@ def test_intake_field_errors_are_localized_audited_and_store_nothing(mock_hub) -
         assert (row.outcome, row.details["status"]) == ("message.schema", 422)
         assert row.digest and "ab12" not in json.dumps(row.details)  # a digest, not the data
         assert session.scalar(select(func.count()).select_from(CaseRow)) == 0
+
+
+# -- no 500s: damaged messages, whatever the damage ---------------------------------------------
+
+def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
+    """Seeded damage to a valid message: flipped bytes, cuts, duplicated and dropped slices."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for n in range(count):
+        buffer = bytearray(data)
+        kind = n % 4
+        at = rng.randrange(len(buffer))
+        if kind == 0:
+            buffer[at] = rng.randrange(256)
+        elif kind == 1:
+            del buffer[at:]
+        elif kind == 2:
+            end = min(len(buffer), at + rng.randrange(1, 200))
+            buffer[at:at] = buffer[at:end]
+        else:
+            del buffer[at:at + rng.randrange(1, 50)]
+        out.append(bytes(buffer))
+    return out
+
+
+def test_damaged_justice_messages_never_cause_a_server_error(world, credentials) -> None:  # type: ignore[no-untyped-def]
+    justice = Justice(world, credentials)
+    statuses = []
+    for damaged in _mutations(to_bytes(justice.signed()), 60, seed=20261129):
+        response = justice.post(damaged)
+        assert response.status_code < 500, (response.status_code, response.text[:300])
+        statuses.append(response.status_code)
+        if response.status_code != 200:
+            assert parse_xml(response.content).findtext(".//faultcode") == "soapenv:Client"
+    refused = [s for s in statuses if s != 200]
+    assert refused and len(rejections(world)) == len(refused)  # every refusal audited
+    assert count(world, CaseRow) == len(statuses) - len(refused)
+
+
+def test_damaged_health_callbacks_never_cause_a_server_error(world, credentials) -> None:  # type: ignore[no-untyped-def]
+    health = Health(world, credentials)
+    body = health.decision()
+    statuses = []
+    for damaged in _mutations(body, 40, seed=20261130):
+        response = health.post(damaged, health.headers(damaged))  # validly signed damage
+        assert response.status_code < 500, (response.status_code, response.text[:300])
+        statuses.append(response.status_code)
+    refused = [s for s in statuses if s >= 400]
+    assert refused and len(rejections(world)) == len(refused)
