@@ -302,6 +302,53 @@ def test_justice_endpoint_refuses(world, credentials, attack: str) -> None:  # t
     assert count(world, SeenMessage) == 0  # a refused message burns no id
 
 
+def _signed_envelope(j: Justice, body: etree._Element, *, header: bool = True) -> bytes:
+    from connectors.xml import soap_envelope
+
+    elements = XRoadHeader(client="MA/GOV/JUSTICE/NOTIFICATIONS",
+                           service="MA/GOV/MAEC/ECONSULAT-HUB/submitJudicialDocument/v1",
+                           id=str(uuid.uuid4()), issue="MJ-2026-000001").elements()
+    envelope = soap_envelope(body, elements if header else [])
+    return to_bytes(sign_soap(envelope, j.credentials.good["justice"],
+                              sign_headers=[XROAD_ID] if header else []))
+
+
+def _invalid_document(j: Justice) -> bytes:
+    message = j.message()
+    message.find(".//{*}country").text = "Spain"  # the XSD wants an ISO 3166 code
+    return to_bytes(sign_soap(message, j.credentials.good["justice"], sign_headers=[XROAD_ID]))
+
+
+#: refusal -> (build, bearer token to present, HTTP status, detail code, audited code)
+JUSTICE_CALLER_REFUSALS: dict[str, tuple[Callable[[Justice], bytes], str | None, int, str,
+                                         str]] = {
+    "wrong credential": (lambda j: to_bytes(j.signed()), "not-the-token", 401,
+                         "UNAUTHENTICATED", "inbound.unauthenticated"),
+    "no X-Road header": (lambda j: _signed_envelope(j, etree.Element(
+        f"{{{JUDICIAL}}}SubmitJudicialDocumentRequest"), header=False), None, 400,
+        "MISSING_XROAD_HEADER", "MISSING_XROAD_HEADER"),
+    "unknown operation": (lambda j: _signed_envelope(j, etree.Element(
+        f"{{{JUDICIAL}}}DeleteEverythingRequest")), None, 404, "UNKNOWN_OPERATION",
+        "UNKNOWN_OPERATION"),
+    "document failing the XSD": (_invalid_document, None, 422, "INVALID_REQUEST",
+                                 "message.schema"),
+}
+
+
+@pytest.mark.parametrize("refusal", list(JUSTICE_CALLER_REFUSALS))
+def test_justice_refusals_of_the_caller_and_the_document_are_audited(world, credentials,  # type: ignore[no-untyped-def]
+                                                                     refusal: str) -> None:
+    build, token, status, detail_code, code = JUSTICE_CALLER_REFUSALS[refusal]
+    justice = Justice(world, credentials)
+    response = requests.post(justice.url, data=build(justice), timeout=10, headers={
+        "Content-Type": "text/xml", "Authorization": f"Bearer {token or world.tokens['justice']}"})
+    assert response.status_code == status, response.text[:300]
+    assert parse_xml(response.content).findtext(f".//{{{JUDICIAL}}}code") == detail_code
+    assert_audited_once(world, component="inbound.justice", code=code, status=status,
+                        reason=None)
+    assert count(world, CaseRow) == 0
+
+
 def test_justice_replay_by_message_id_is_refused_and_opens_nothing_more(world, credentials) -> None:  # type: ignore[no-untyped-def]
     justice = Justice(world, credentials)
     first = to_bytes(justice.signed())
