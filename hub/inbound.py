@@ -21,9 +21,9 @@ Over mutual TLS terminated by the hub's own server, the client certificate must 
 agency's (`_check_client_certificate`).
 
 Refusals (all audited as ``rejected`` by `hub.web`, with nothing else stored): 401
-``inbound.unauthenticated`` / ``inbound.wrong_client_certificate`` / ``security.signature`` / ``security.certificate`` /
-``security.replay``, 400 ``message.malformed`` / ``message.hostile``, 413 ``message.too_large``,
-415 ``request.unsupported_media_type``, 404, 409, 422 as listed above.
+``inbound.unauthenticated`` / ``inbound.wrong_client_certificate`` / ``security.signature`` /
+``security.certificate`` / ``security.replay``, 400 ``message.malformed`` / ``message.hostile``,
+413 ``message.too_large``, 415 ``request.unsupported_media_type``, 404, 409, 422 as above.
 
 A Health decision is correlated to its exchange (the request's ``X-Road-Id``), read and mapped by
 the Health connector (`HealthConnector.parse_answer`: schema and mapping files, no logic here), and
