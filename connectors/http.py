@@ -52,6 +52,17 @@ def agency_session(concurrency: int = 4, *, verify: bool | str = True,
     return session
 
 
+def connector_session(concurrency: int, options: Mapping[str, object],
+                      dependencies: Mapping[str, object]) -> requests.Session:
+    """The session a connector talks to its agency with: pinned mutual TLS when the hub gives
+    one (dependency ``tls_session``, `hub.runtime.Hub.connector_dependencies`), else plain
+    `agency_session` with the agency's own TLS options."""
+    factory = dependencies.get("tls_session")
+    if callable(factory):
+        return factory()
+    return agency_session(concurrency, **tls_options(options))  # type: ignore[arg-type]
+
+
 def tls_options(options: Mapping[str, object]) -> dict[str, object]:
     """``verify``/``cert`` for `agency_session` from an agency's options (``ca_file``,
     ``client_cert``, ``client_key``)."""

@@ -9,6 +9,13 @@ simulator wired to it (callback URL, credentials) and runs the hub's parts in th
     world.wait_for_status(opened.case.reference, "sent_to_post")
     world.stop()
 
+``tls=("narsa", "dgsn")`` puts those agencies behind mutual TLS: their simulators serve HTTPS
+with the development PKI and accept only the hub's client certificate, and the hub reaches them
+through pinned sessions (``HUB_AGENCY_<NAME>_TLS=1``). When a calling agency (Health, Justice)
+is among them, the hub's web front is served over mutual TLS too, and those simulators call it
+with their own client certificates: list every caller then (a caller without a certificate is
+refused at the handshake).
+
 Tests get it from the conformance plugin's ``agency_hub`` fixture.
 """
 from __future__ import annotations
@@ -35,11 +42,12 @@ class LiveServer:
         server = LiveServer(create_app(hub)); ...; server.stop()
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, ssl_context: Any = None) -> None:
         from werkzeug.serving import make_server
 
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
@@ -52,6 +60,7 @@ class AgencyHub:
                  database_url: str | None = None, extra_definitions: Iterable[Path] = (),
                  simulator_options: dict[str, dict[str, Any]] | None = None,
                  retry: dict[str, Any] | None = None, concurrency: int = 1,
+                 env: dict[str, str] | None = None, tls: Iterable[str] = (),
                  **hub_options: Any) -> None:
         from hub.services import ServiceCatalog
 
@@ -60,9 +69,14 @@ class AgencyHub:
         self._simulator_options = simulator_options or {}
         #: Connector threads per agency.
         self.concurrency = concurrency
-        overrides = {name: {"base_url": sim.url, "retry": retry or FAST_RETRY, "timeout": 2}
+        self.tls = frozenset(tls)
+        overrides = {name: {"base_url": sim.url.replace("http://", "https://")
+                            if name in self.tls else sim.url,
+                            "retry": retry or FAST_RETRY, "timeout": 2}
                      for name, sim in self.simulators.items()}
-        env = {f"HUB_AGENCY_{name.upper()}_TOKEN": token for name, token in self.tokens.items()}
+        env = {**{f"HUB_AGENCY_{name.upper()}_TOKEN": token
+                  for name, token in self.tokens.items()},
+               **{f"HUB_AGENCY_{name.upper()}_TLS": "1" for name in self.tls}, **(env or {})}
         try:
             self.hub = hub_factory(
                 broker_url=broker_url, database_url=database_url, env=env,
@@ -76,12 +90,21 @@ class AgencyHub:
         # The hub's development PKI (made by the fixture) holds every agency's keys too: the
         # simulators sign what they send and verify what the hub signs, as agencies would.
         self.keys_dir: Path = self.hub.settings.keys_dir
+        for name in self.tls:  # the same port, now over mutual TLS with the hub's PKI
+            simulator = self.simulators[name]
+            simulator.options["keys_dir"] = str(self.keys_dir)
+            simulator.serve_tls()
 
     def start(self) -> "AgencyHub":
         from hub.web import create_app
 
         self.hub.setup()
-        self.server = LiveServer(create_app(self.hub))
+        front_tls = None
+        if self.tls & set(CALLERS):
+            from security.tls import server_context
+
+            front_tls = server_context(self.hub.keys.store.tls_files("hub", "tls-server"))
+        self.server = LiveServer(create_app(self.hub), ssl_context=front_tls)
         for name, sim in self.simulators.items():
             sim.options.update(self._simulator_options.get(name, {}))
             if name in self.tokens:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import Connector, Reply, WireStats
-from connectors.http import Answer, agency_session, exchange, tls_options
+from connectors.http import Answer, connector_session, exchange
 from connectors.xml import request_hash
 from hub.envelope import Envelope, MAX_DEPTH, canonical_json, format_timestamp, parse_json
 from hub.errors import (AgencyRefusal, AgencyUnavailable, BadAgencyReply, HubError,
@@ -47,7 +47,8 @@ class RestConnector(Connector):
     operations: dict[str, RestOperation] = {}
 
     def start(self) -> None:
-        self._session = agency_session(self.config.concurrency, **tls_options(self.config.options))
+        self._session = connector_session(self.config.concurrency, self.config.options,
+                                          self.dependencies)
         openapi = self.config.options.get("openapi", f"v1/agencies/{self.agency}.openapi.yaml")
         self._openapi = openapi
         self._compiled: dict[str, tuple[RestOperation, Mapping, Mapping, Any, Any]] = {}
@@ -91,8 +92,10 @@ class RestConnector(Connector):
         }
         headers.update(self.sign_request(body, envelope))
         response = self._exchange(op, body, headers)
-        self._check_echo(response, envelope, body)
+        # Verified first: nothing of an answer is read (not even its echo) before its signature,
+        # certificate and freshness are; a replayed answer is refused as such.
         answer = self.verify_reply(response)
+        self._check_echo(response, envelope, body)
         if op.accepted_status is not None and response.status == op.accepted_status:
             return self._accepted(operation, answer)
         return self.parse_answer(operation, answer, context=context)

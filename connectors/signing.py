@@ -8,6 +8,15 @@ and the trust store (to verify what others send). Profiles (docs/security.md sec
 - REST: a detached JWS over the exact body bytes in the ``X-JWS-Signature`` header, its ``jti``
   the X-Road id (`security.jws.sign_detached` / `verify_detached`).
 
+Replay protection (the hub's side): a `MessageSigning` built with a ``verifier``
+(`hub.verification.MessageVerifier`) and a ``seen`` store (`hub.replay.StoreSeenIds`) refuses,
+after the signature and the certificate, a message whose signed timestamp is outside
+``HUB_REPLAY_WINDOW`` or whose signed id was already received from that party
+(`ReplayDetected`). The id is the JWS ``jti``; for SOAP the signed X-Road ``id`` of a request,
+and for an agency's *answer* (which echoes the id of the hub's request, the same on every retry)
+that id with the signed ``wsu:Created``: re-sending the same signed answer is a replay, a fresh
+answer to a retried request is not. Simulators have no verifier: signatures only.
+
 Signing is on when the keys directory holds a PKI (``hub keys init`` / `security.pki.init_pki`):
 `MessageSigning.load` returns None otherwise, and connectors, simulators and inbound endpoints
 then exchange unsigned messages (development without keys). When it is on, every message must be
@@ -21,6 +30,7 @@ signed: an unsigned or badly signed one is `SignatureInvalid`, from an unknown s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,10 @@ class MessageSigning:
     party: str
     signer: Any  # security.keys.Signer
     trust: Any  # security.trust.TrustStore
+    #: Freshness window and seen ids (`hub.verification.MessageVerifier`); None: no replay check.
+    verifier: Any = None
+    #: Default store of seen ids (`hub.replay.StoreSeenIds`), used when a call names none.
+    seen: Any = None
 
     @classmethod
     def load(cls, keys_dir: str | Path | None, party: str) -> "MessageSigning | None":
@@ -50,32 +64,67 @@ class MessageSigning:
 
     # -- SOAP ---------------------------------------------------------------------------------
 
-    def sign_soap(self, envelope: etree._Element) -> etree._Element:
+    def sign_soap(self, envelope: etree._Element, *, now: datetime | None = None
+                  ) -> etree._Element:
+        """``envelope`` signed; ``now`` dates the signed timestamp (default: the clock)."""
         from security.xmldsig import sign_soap
 
         headers = [XROAD_ID] if envelope.find(f".//{XROAD_ID}") is not None else []
-        return sign_soap(envelope, self.signer, sign_headers=headers)
+        return sign_soap(envelope, self.signer, sign_headers=headers, now=now)
 
-    def verify_soap(self, data: bytes, party: str, *, signed_id: bool = True) -> Any:
+    def verify_soap(self, data: bytes, party: str, *, signed_id: bool = True,
+                    answer: bool = False, fresh: bool = True) -> Any:
         """The `VerifiedXml` of a SOAP message signed by ``party`` (Body, timestamp and, when
-        ``signed_id``, the X-Road id covered)."""
+        ``signed_id``, the X-Road id covered), refused as a replay when ``fresh`` and this
+        view has a verifier (``answer``: the message answers one of ours, see module doc)."""
         from security.xmldsig import verify_xml
 
-        return verify_xml(data, self.trust, party, expected_reference="soap-body",
-                          signed_headers=[XROAD_ID] if signed_id else [])
+        max_bytes = {} if self.verifier is None else {"max_bytes": self.verifier.max_bytes}
+        verified = verify_xml(data, self.trust, party, expected_reference="soap-body",
+                              signed_headers=[XROAD_ID] if signed_id else [], **max_bytes)
+        if fresh and signed_id and verified.created is not None:
+            message_id = (verified.signed_headers[XROAD_ID].text or "").strip()
+            if answer:
+                message_id = f"{message_id}@{verified.created.isoformat()}"
+            self.check_fresh(party, message_id, verified.created, expires=verified.expires)
+        return verified
 
     # -- REST ---------------------------------------------------------------------------------
 
-    def sign_body(self, body: bytes, message_id: str) -> dict[str, str]:
+    def sign_body(self, body: bytes, message_id: str, *, now: datetime | None = None
+                  ) -> dict[str, str]:
+        """The header carrying ``body``'s detached JWS; ``now`` dates its ``iat``."""
         from security.jws import sign_detached
 
-        return {JWS_HEADER: sign_detached(body, self.signer, message_id=message_id)}
+        return {JWS_HEADER: sign_detached(body, self.signer, message_id=message_id, now=now)}
 
-    def verify_body(self, headers: Any, body: bytes, party: str) -> Any:
-        """The `VerifiedJws` of ``body`` signed by ``party`` (header ``X-JWS-Signature``)."""
+    def verify_body(self, headers: Any, body: bytes, party: str, *, fresh: bool = True) -> Any:
+        """The `VerifiedJws` of ``body`` signed by ``party`` (header ``X-JWS-Signature``),
+        refused as a replay when ``fresh`` and this view has a verifier."""
         from security.jws import verify_detached
 
-        return verify_detached(headers.get(JWS_HEADER, ""), body, self.trust, party)
+        max_bytes = {} if self.verifier is None else {"max_bytes": self.verifier.max_bytes}
+        verified = verify_detached(headers.get(JWS_HEADER, ""), body, self.trust, party,
+                                   **max_bytes)
+        if fresh:
+            self.check_fresh(party, verified.message_id, verified.issued_at)
+        return verified
+
+    # -- replays ------------------------------------------------------------------------------
+
+    def check_fresh(self, party: str, message_id: str, created: datetime, *,
+                    expires: datetime | None = None, seen: Any = None) -> None:
+        """`ReplayDetected` unless ``created`` is inside the window and ``message_id`` is new
+        for ``party`` (recorded in ``seen``, e.g. `hub.replay.SessionSeenIds` to commit the
+        mark with the message's effect, else in this view's default store)."""
+        if self.verifier is None:
+            return
+        store = seen if seen is not None else self.seen
+        if store is None:
+            from hub.errors import ConfigurationError
+
+            raise ConfigurationError("replay protection needs a store of seen message ids")
+        self.verifier.guard(store).check(party, message_id, created, expires=expires)
 
 
 def replace_body(envelope: etree._Element, signed_body: etree._Element) -> etree._Element:

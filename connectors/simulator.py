@@ -17,9 +17,22 @@ Operator endpoints, beside the agency's own API (never exposed by a real agency,
                         {"kind": "invalid", "count": 1}     parseable, breaks the agency's schema
                         {"kind": "soap_fault"}              SOAP agencies: soap:Server fault
                         {"kind": "duplicate_callback"}      asynchronous agencies: call back twice
+                        {"kind": "bad_signature"}           the answer is altered after signing
+                        {"kind": "replay", "count": 1}      send the previous signed answer again,
+                                                            byte for byte (a recorded replay)
+                        {"kind": "stale_signature"}         sign the answer dated a day ago
+                        {"kind": "wrapped"}                 SOAP: signature wrapping (the signed
+                                                            Body moved into a header, a forged
+                                                            Body in its place)
                         {"kind": "latency", "delay": 0.05}
     DELETE /_sim/faults                 clear every fault
     POST /_sim/reset                    clear faults, log and memory
+
+Mutual TLS (option ``tls`` with ``keys_dir``): the simulator serves HTTPS with its agency's TLS
+server certificate, requires a client certificate from the PKI's CA (CRL checked during the
+handshake) and answers 403 to any caller whose certificate does not name the hub
+(`security.tls.party_from_peer`); `peers` lists who called. When it calls the hub (callbacks,
+documents) it presents its own client certificate and pins the hub's key (`hub_session`).
 
 A fault applies to the next ``count`` business requests, or to each with probability ``rate``
 (seeded, so runs repeat), or to every request when neither is given; ``match`` restricts it to
@@ -38,7 +51,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from flask import Flask, Response, g, jsonify, request
@@ -47,7 +60,8 @@ from werkzeug.serving import make_server
 log = logging.getLogger(__name__)
 
 FaultKind = Literal["latency", "status", "timeout", "malformed", "invalid", "soap_fault",
-                    "bad_signature", "duplicate_callback", "reset"]
+                    "bad_signature", "duplicate_callback", "reset", "replay", "stale_signature",
+                    "wrapped"]
 
 #: Largest request body kept in the log (what the agency saw), in characters.
 LOGGED_BODY_CHARS = 64 * 1024
@@ -139,7 +153,10 @@ class Simulator(abc.ABC):
         self.requests: list[RecordedRequest] = []
         self._memory: dict[str, tuple[str, Outcome]] = {}
         self.effects: dict[str, int] = {}
+        #: Parties named by the client certificates of callers (mutual TLS only).
+        self.peers: list[str] = []
         self.app = Flask(f"simulator.{self.agency}")
+        self._tls_check()
         self._admin_routes()
         self.routes(self.app)
         self._server: Any = None
@@ -220,6 +237,15 @@ class Simulator(abc.ABC):
         if fault.kind == "bad_signature":
             g.bad_signature = True  # the answer is signed, then altered (see sign_*_response)
             return None
+        if fault.kind == "replay":
+            g.replay_answer = True  # answered as usual, then the last signed answer is sent
+            return None
+        if fault.kind == "wrapped":
+            g.wrapped = True  # see SoapSimulator.sign_answer
+            return None
+        if fault.kind == "stale_signature":
+            g.signed_at = datetime.now(timezone.utc) - timedelta(days=1)  # see sign_*_response
+            return None
         if fault.kind == "reset":
             _reset_connection()
             raise ConnectionResetError("injected connection reset")
@@ -252,7 +278,21 @@ class Simulator(abc.ABC):
         if self.signing is not None:
             body = response.get_data()
             signed = body + b" " if g.get("bad_signature") else body
-            response.headers.update(self.signing.sign_body(signed, str(uuid.uuid4())))
+            response.headers.update(self.signing.sign_body(signed, str(uuid.uuid4()),
+                                                           now=g.get("signed_at")))
+        return self.replay_or_remember(response)
+
+    def replay_or_remember(self, response: Response) -> Response:
+        """Remember the signed answer as sent; under the ``replay`` fault, send the previous
+        one instead (same bytes, same signature headers), as an attacker replaying it would."""
+        headers = {k: v for k, v in response.headers.items()
+                   if k.lower() not in ("content-length",)}
+        with self._lock:
+            previous = getattr(self, "_last_answer", None)
+            self._last_answer = (response.status_code, response.get_data(), headers)
+        if g.get("replay_answer") and previous is not None:
+            status, body, old_headers = previous
+            return Response(body, status=status, headers=old_headers)
         return response
 
     def invalid_response(self) -> Response | None:
@@ -327,18 +367,89 @@ class Simulator(abc.ABC):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.options.get("tls") else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def _tls_store(self) -> Any:
+        from pathlib import Path
+
+        from security.keys import KeyStore
+
+        if not self.options.get("keys_dir"):
+            raise ValueError(f"{self.agency} simulator: tls needs keys_dir")
+        return KeyStore.load(Path(self.options["keys_dir"]), own=[])
+
+    def hub_session(self) -> Any:
+        """A `requests.Session` to call the hub: with ``tls``, pinned mutual TLS presenting this
+        agency's client certificate and expecting the hub's server key; else plain."""
+        import requests
+
+        if not self.options.get("tls"):
+            session = requests.Session()
+            session.trust_env = False
+            return session
+        from security.tls import client_context, pinned_session
+
+        store = self._tls_store()
+        return pinned_session("hub", {store.tls_pin("hub")},
+                              client_context(store.tls_files(self.agency, "tls-client")))
+
+    def _tls_check(self) -> None:
+        @self.app.before_request
+        def _only_the_hub() -> Response | None:
+            if not self.options.get("tls"):
+                return None
+            from hub.errors import UntrustedCertificate
+            from security.tls import party_from_peer
+
+            sock = request.environ.get("werkzeug.socket")
+            der = sock.getpeercert(binary_form=True) if sock is not None else None
+            try:
+                party = party_from_peer(der, self._tls_trust)
+            except UntrustedCertificate as exc:
+                party = f"refused:{exc.details.get('reason')}"
+            with self._lock:
+                self.peers.append(party)
+            if party != "hub":
+                return Response(b'{"error":{"code":"FORBIDDEN","message":"only the hub may '
+                                b'call"}}', status=403, content_type="application/json")
+            return None
 
     def start(self) -> "Simulator":
-        """Serve in a background thread on ``host:port`` (port 0 picks a free one)."""
+        """Serve in a background thread on ``host:port`` (port 0 picks a free one); over mutual
+        TLS when the ``tls`` option is set."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        ssl_context = self._server_tls() if self.options.get("tls") else None
+        self._server = make_server(self.host, self.port, self.app, threaded=True,
+                                   ssl_context=ssl_context)
         self.port = self._server.server_port
+        self._serve()
+        return self
+
+    def serve_tls(self) -> None:
+        """Switch a running simulator to mutual TLS on the same listening socket (for when the
+        PKI exists only after the simulator started: the port stays the one already handed out,
+        never released to be taken by another program in between)."""
+        self.options["tls"] = True
+        context = self._server_tls()
+        listening = self._server.socket.dup()  # werkzeug closes its socket when the loop ends
+        self._server.shutdown()
+        self._server.socket = context.wrap_socket(listening, server_side=True)
+        self._server.ssl_context = context  # werkzeug then reports the https scheme
+        self._serve()
+
+    def _server_tls(self) -> Any:
+        from security.tls import server_context
+
+        store = self._tls_store()
+        self._tls_trust = store.trust_store()
+        return server_context(store.tls_files(self.agency, "tls-server"))
+
+    def _serve(self) -> None:
         # A short poll interval makes stop() quick (tests start and stop many simulators).
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"sim-{self.agency}", daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         if self._server is not None:

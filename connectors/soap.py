@@ -40,7 +40,7 @@ from lxml import etree
 from zeep.transports import Transport
 
 from connectors.base import Connector, Reply, WireStats
-from connectors.http import Answer, agency_session, exchange, tls_options
+from connectors.http import Answer, connector_session, exchange
 from connectors.signing import replace_body
 from connectors.xml import (LOCAL_SCHEMAS, SOAP_ENV, XRoadHeader, body_of, local, parse_xml,
                             request_hash, serialize, to_dict, validate_xml, xml_schema)
@@ -132,7 +132,7 @@ class SoapConnector(Connector):
         options = self.config.options
         self._wsdl = str(options.get("wsdl", f"v1/agencies/{self.agency}.wsdl"))
         self._xsd = xml_schema(str(options.get("xsd", f"v1/agencies/{self.agency}.xsd")))
-        self._session = agency_session(self.config.concurrency, **tls_options(options))
+        self._session = connector_session(self.config.concurrency, options, self.dependencies)
         self._client = build_client(self._wsdl, self._session, self.config.timeout)
         binding = next(iter(self._client.wsdl.bindings))
         self._address = self.config.base_url.rstrip("/") + str(options.get("path", "/soap"))
@@ -288,7 +288,7 @@ class SoapConnector(Connector):
         signing = self.dependencies.get("signing")
         if signing is None:
             return doc
-        verified = signing.verify_soap(answer.content, self.agency)
+        verified = signing.verify_soap(answer.content, self.agency, answer=True)
         return replace_body(doc, verified.signed_xml)
 
 

@@ -130,7 +130,7 @@ class SoapSimulator(Simulator):
         for element in self.echoed_header(request_envelope, raw):
             header.append(element)
         response.set_data(serialize(self.sign_answer(answer)))
-        return response
+        return self.replay_or_remember(response)
 
     def echoed_header(self, request_envelope: etree._Element, raw: bytes) -> list[etree._Element]:
         return echoed_header(request_envelope, raw)
@@ -140,7 +140,9 @@ class SoapSimulator(Simulator):
         alters the Body after signing."""
         if self.signing is None:
             return answer
-        signed = self.signing.sign_soap(answer)
+        signed = self.signing.sign_soap(answer, now=g.get("signed_at"))
+        if g.get("wrapped"):
+            return _wrapped(signed)
         if g.get("bad_signature"):
             body = signed.find(f"{{{SOAP_ENV}}}Body")
             for node in body.iter():
@@ -168,6 +170,27 @@ class SoapSimulator(Simulator):
     @staticmethod
     def _xml(envelope: etree._Element, status: int) -> Response:
         return Response(serialize(envelope), status=status, content_type=XML)
+
+
+def _wrapped(signed: etree._Element) -> etree._Element:
+    """Signature wrapping (XSW): the signed Body moved into a header wrapper, where every signed
+    byte still verifies, and a forged Body (first text changed, no Id) where a reader looks."""
+    import copy
+
+    body = signed.find(f"{{{SOAP_ENV}}}Body")
+    forged = copy.deepcopy(body)
+    for name in list(forged.attrib):
+        if etree.QName(name).localname == "Id":
+            del forged.attrib[name]
+    for node in forged.iter():
+        if isinstance(node.tag, str) and node.text and node.text.strip():
+            node.text = "FORGED"
+            break
+    wrapper = etree.SubElement(signed.find(f"{{{SOAP_ENV}}}Header"), "{urn:attacker}Wrapper")
+    signed.remove(body)
+    wrapper.append(body)
+    signed.append(forged)
+    return signed
 
 
 def response_body(answer: Response | bytes) -> dict[str, Any]:

@@ -184,6 +184,15 @@ def purge_documents(hub: Any, now: datetime | None = None) -> int:
     return hub.attachments.remove(keys)
 
 
+def purge_seen_ids(hub: Any, now: datetime | None = None) -> int:
+    """Forget signed message ids older than the replay window plus skew: anything that old is
+    refused on its timestamp alone, so the id is no longer needed (`hub.replay.purge_seen`)."""
+    from hub.replay import purge_seen
+
+    retention = hub.settings.replay_window + hub.settings.replay_skew
+    return purge_seen(hub.store, older_than=timedelta(seconds=retention), now=now)
+
+
 # -- scheduling ------------------------------------------------------------------------------
 
 #: The hub each process's scheduler works for: persisted jobs name a function and this key,
@@ -199,7 +208,9 @@ def scheduled_sweep(name: str = "default") -> None:
 
 def scheduled_purge(name: str = "default") -> None:
     removed = purge_documents(_HUBS[name])
-    log.info("document purge: %d files removed", removed)
+    forgotten = purge_seen_ids(_HUBS[name])
+    log.info("purge: %d unclaimed document files removed, %d seen message ids forgotten",
+             removed, forgotten)
 
 
 def scheduled_retention(name: str = "default") -> None:

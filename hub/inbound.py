@@ -12,7 +12,18 @@
 Callers are authenticated per agency (`authenticate`): the X-Road client identity they present
 must be the agency's (``options.client`` in its ``agency.yaml``) and they must present the
 agency's bearer credential (``HUB_AGENCY_<NAME>_TOKEN``); an agency without a configured
-credential cannot call the hub. Message signatures (JWS, XML-DSig) plug into `verify_message`.
+credential cannot call the hub. Then the message itself is verified (`verify_message`): its
+signature (detached JWS for Health, XML-DSig for Justice) against the agency's certificate in the
+trust store, and its freshness (signed timestamp inside ``HUB_REPLAY_WINDOW``, signed message id
+never seen before). Only what the signature covers is read.
+
+Over mutual TLS terminated by the hub's own server, the client certificate must also be the
+agency's (`_check_client_certificate`).
+
+Refusals (all audited as ``rejected`` by `hub.web`, with nothing else stored): 401
+``inbound.unauthenticated`` / ``inbound.wrong_client_certificate`` / ``security.signature`` /
+``security.certificate`` / ``security.replay``, 400 ``message.malformed`` / ``message.hostile``,
+413 ``message.too_large``, 415 ``request.unsupported_media_type``, 404, 409, 422 as above.
 
 A Health decision is correlated to its exchange (the request's ``X-Road-Id``), read and mapped by
 the Health connector (`HealthConnector.parse_answer`: schema and mapping files, no logic here), and
@@ -33,7 +44,7 @@ from sqlalchemy import select
 from connectors.xml import request_hash
 from hub.answers import queue_answer, request_of
 from hub.errors import (BadAgencyReply, HubError, MalformedEnvelope, SecurityError, UnknownRoute,
-                        PermanentError)
+                        PermanentError, UnsupportedMediaType)
 from hub.idempotency import mark_processed
 from hub.store.models import CaseRow, ExchangeRow
 
@@ -64,6 +75,9 @@ def authenticate(agency: str, *, client: str | None = None) -> str:
     ``client`` is the identity the message itself names (SOAP header); REST callers name it in
     the ``X-Road-Client`` header. Raises `SecurityError` (401) on any mismatch.
     """
+    from hub.web import audit_as
+
+    audit_as(f"inbound.{agency}", f"agency:{agency}")
     hub = _hub()
     config = hub.agencies.get(agency)
     expected_client = (config.options.get("client") if config is not None else None)
@@ -77,24 +91,55 @@ def authenticate(agency: str, *, client: str | None = None) -> str:
             credential.encode("utf-8"), token.encode("utf-8")):
         log.warning("inbound call refused for %s", agency, extra={"agency": agency})
         raise SecurityError("unknown caller or wrong credential", code="inbound.unauthenticated")
+    _check_client_certificate(agency)
     return presented
 
 
-def verify_message(agency: str, body: bytes, headers: Any) -> bytes:
-    """The verified message when the hub has signing keys (detached JWS in ``X-JWS-Signature``
-    for REST agencies; XML-DSig for SOAP ones, whose Body is replaced by exactly what was
-    signed); raises `SignatureInvalid` / `UntrustedCertificate` when it cannot be trusted."""
-    signing = _hub().signing
-    if signing is None:
-        return body
-    if body.lstrip()[:1] == b"<":
+def _check_client_certificate(agency: str) -> None:
+    """Over mutual TLS terminated by the hub's own server, the client certificate must be one
+    our CA issued to ``agency`` (in date, not revoked, TLS pins if configured). Behind a server
+    or proxy that does not pass the certificate on, the bearer credential and the message
+    signature are what identify the agency."""
+    from security.tls import party_from_peer
+
+    sock = request.environ.get("werkzeug.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    der = getpeercert(binary_form=True) if getpeercert is not None else None
+    if der is None:
+        return
+    party = party_from_peer(der, _hub().keys.trust)
+    if party != agency:
+        log.warning("inbound call for %s with the TLS certificate of %s", agency, party)
+        raise SecurityError(f"the client certificate names {party}, not {agency}",
+                            code="inbound.wrong_client_certificate")
+
+
+def verify_message(agency: str, body: bytes, headers: Any, *, fresh: bool = True) -> Any:
+    """The verified message: for SOAP agencies the envelope bytes whose Body is replaced by
+    exactly what was signed (XML-DSig); for REST ones the `VerifiedJws` of the body (detached
+    JWS in ``X-JWS-Signature``). Raises `SignatureInvalid` / `UntrustedCertificate`, and
+    `ReplayDetected` when ``fresh`` (REST callers check freshness themselves, in the transaction
+    of the message's effect: `check_fresh`)."""
+    hub = _hub()
+    signing = hub.signing
+    # The agency's protocol decides how its messages are read, never the bytes it sent.
+    if hub.agencies.get(agency).protocol == "soap":
         from connectors.signing import replace_body
         from connectors.xml import parse_xml, serialize
 
-        verified = signing.verify_soap(body, agency)
+        verified = signing.verify_soap(body, agency, fresh=fresh)
         return serialize(replace_body(parse_xml(body, error=MalformedEnvelope),
                                       verified.signed_xml))
-    return signing.verify_body(headers, body, agency).payload
+    return signing.verify_body(headers, body, agency, fresh=False)
+
+
+def check_fresh(session: Any, agency: str, verified: Any) -> None:
+    """Refuse a replayed JWS (`ReplayDetected`); the seen id commits with ``session``, so a
+    callback whose processing fails is not refused when the agency retries it."""
+    from hub.replay import SessionSeenIds
+
+    _hub().signing.check_fresh(agency, verified.message_id, verified.issued_at,
+                               seen=SessionSeenIds(session))
 
 
 _connectors_lock = threading.Lock()
@@ -116,14 +161,18 @@ def agency_connector(agency: str) -> Any:
 @blueprint.post("/health/clearances/<exchange_id>")
 def health_clearance(exchange_id: str) -> tuple[Response, int]:
     authenticate("health")
-    raw = verify_message("health", request.get_data(), request.headers)
-    return _answer_by_callback("health", exchange_id, raw)
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("a decision is sent as application/json")
+    verified = verify_message("health", request.get_data(), request.headers)
+    return _answer_by_callback("health", exchange_id, verified)
 
 
-def _answer_by_callback(agency: str, exchange_id: str, raw: bytes) -> tuple[Response, int]:
+def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[Response, int]:
     hub = _hub()
     component = f"inbound.{agency}"
+    raw = verified.payload
     with hub.store.transaction() as session:
+        check_fresh(session, agency, verified)
         exchange = session.scalars(select(ExchangeRow).where(ExchangeRow.id == exchange_id)
                                    .with_for_update()).first()
         if exchange is None or exchange.agency != agency:
@@ -163,6 +212,8 @@ def _inbound_error(error: HubError) -> tuple[Response, int]:
     from hub.web import problem, status_for
 
     extra = {"fields": error.errors} if hasattr(error, "errors") else {}
+    if error.details.get("reason"):
+        extra["reason"] = error.details["reason"]  # unsigned, expired, revoked, seen, stale...
     return problem(status_for(error), error.code, error.message, **extra)
 
 

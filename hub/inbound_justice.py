@@ -13,9 +13,26 @@ in ``schemas/v1/agencies/justice-inbound.xsd``) with the X-Road 4.0 header. The 
 4. answers with the case reference and the post, echoing the X-Road header with
    ``requestHash``.
 
-Failures are SOAP 1.1 faults: ``soapenv:Client`` with a detail code (``INVALID_REQUEST``,
-``UNAUTHENTICATED``, ``UNKNOWN_OPERATION``...) for what the caller must fix, ``soapenv:Server``
-for what may succeed later.
+Failures are SOAP 1.1 faults: ``soapenv:Client`` with a detail code for what the caller must
+fix, ``soapenv:Server`` (HTTP 500) for what may succeed later. A client fault carries the HTTP
+status of the same refusal on the REST endpoints, so that no refusal looks like a server error:
+
+=================================  ======  ==========================================
+refusal                            status  detail code
+=================================  ======  ==========================================
+not ``text/xml``                   415     ``UNSUPPORTED_MEDIA_TYPE``
+larger than HUB_MAX_MESSAGE_BYTES  413     ``MESSAGE_TOO_LARGE``
+DTD, entities, PI, too deep        400     ``HOSTILE_INPUT``
+not well-formed, no X-Road header  400     ``MALFORMED_MESSAGE`` / ``MISSING_XROAD_HEADER``
+wrong credential or client         401     ``UNAUTHENTICATED``
+unsigned, bad or wrapped signature 401     ``SIGNATURE_INVALID``
+unknown/expired/revoked signer     401     ``UNTRUSTED_CERTIFICATE``
+id seen before, stale timestamp    401     ``REPLAY_DETECTED``
+unknown operation                  404     ``UNKNOWN_OPERATION``
+fails the XSD                      422     ``INVALID_REQUEST``
+=================================  ======  ==========================================
+
+Every refusal is audited (``rejected``, `hub.web.note_rejection`); nothing else is stored.
 """
 from __future__ import annotations
 
@@ -31,7 +48,9 @@ from sqlalchemy.exc import IntegrityError
 from connectors.xml import (LOCAL_SCHEMAS, PROTOCOL_VERSION, SOAP_ENV, XRoadHeader, body_of,
                             echoed_header, from_dict, local, parse_xml, serialize, soap_envelope,
                             soap_fault, to_dict, validate_xml, xml_schema)
-from hub.errors import (HubError, MalformedEnvelope, SecurityError, SchemaViolation, UnknownRoute)
+from hub.errors import (HostileInput, HubError, MalformedEnvelope, MessageTooLarge,
+                        ReplayDetected, SecurityError, SchemaViolation, SignatureInvalid,
+                        UnknownRoute, UnsupportedMediaType, UntrustedCertificate)
 from hub.mapping import Mapping
 from hub.posts import post_for_address
 from hub.store.models import CaseRow
@@ -109,12 +128,25 @@ def _inbound_mapping() -> Mapping:
 
 
 def submit() -> Response:
-    from hub.inbound import authenticate, verify_message
+    from werkzeug.exceptions import RequestEntityTooLarge
 
-    raw = request.get_data()
+    from hub.inbound import authenticate, verify_message
+    from hub.web import audit_as
+    from security import safexml
+
+    audit_as("inbound.justice", "agency:justice")
+    limit = current_app.extensions["hub"].settings.max_message_bytes
+    raw = b""
     envelope: etree._Element | None = None
     try:
-        envelope = parse_xml(raw, what="request", error=MalformedEnvelope)
+        if request.mimetype != "text/xml":
+            raise UnsupportedMediaType("SOAP 1.1 messages are sent as text/xml")
+        try:
+            raw = request.get_data()
+        except RequestEntityTooLarge:
+            raise MessageTooLarge(f"the message exceeds {limit} bytes", limit=limit) from None
+        # DTDs, entities, processing instructions, depth and size refused before anything reads it.
+        envelope = safexml.parse_xml(raw, max_bytes=limit, what="request")
         header = XRoadHeader.from_envelope(envelope)
         if header is None or header.protocol_version != PROTOCOL_VERSION:
             raise MalformedEnvelope("the X-Road 4.0 header (client, service, id,"
@@ -171,18 +203,37 @@ def _summary(case: CaseRow) -> dict[str, Any]:
             "received_at": case.created_at.isoformat().replace("+00:00", "Z")}
 
 
+#: Detail codes of client faults by error class (most specific first); others keep their code.
+FAULT_CODES: list[tuple[type[HubError], str]] = [
+    (SchemaViolation, "INVALID_REQUEST"),
+    (MessageTooLarge, "MESSAGE_TOO_LARGE"),
+    (UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"),
+    (HostileInput, "HOSTILE_INPUT"),
+    (SignatureInvalid, "SIGNATURE_INVALID"),
+    (UntrustedCertificate, "UNTRUSTED_CERTIFICATE"),
+    (ReplayDetected, "REPLAY_DETECTED"),
+    (SecurityError, "UNAUTHENTICATED"),
+]
+
+
 def _fault(error: HubError, envelope: etree._Element | None, raw: bytes) -> Response:
+    from hub.web import note_rejection, status_for
+
     client = not error.transient
     code = error.code
-    if isinstance(error, SchemaViolation):
-        code = "INVALID_REQUEST"
-    elif isinstance(error, SecurityError):
-        code = "UNAUTHENTICATED"
+    for cls, name in FAULT_CODES:
+        if isinstance(error, cls):
+            code = name
+            break
+    if code == MalformedEnvelope.code:
+        code = "MALFORMED_MESSAGE"
     detail = from_dict(etree.Element(f"{{{NAMESPACE}}}BusinessFault", nsmap={None: NAMESPACE}),
                        NAMESPACE, {"code": code, "message": error.message[:500]})
     header = echoed_header(envelope, raw) if envelope is not None and envelope.find(
         f"{{{SOAP_ENV}}}Header") is not None else []
     document = soap_fault("Client" if client else "Server", error.message[:500], detail=detail,
                           header=header)
-    status = 401 if isinstance(error, SecurityError) else 500
+    status = status_for(error) if client else 500
+    # Audited under the hub's own code (the same on every entry point), not the SOAP detail code.
+    note_rejection(status, error.code, reason=error.details.get("reason"))
     return Response(serialize(document), status=status, content_type=XML)

@@ -128,17 +128,37 @@ class Hub:
     def connector_dependencies(self, agency: str) -> dict[str, Any]:
         """What a connector of ``agency`` receives: the hub's identity, its message signing
         (signing key and the trust store that verifies the agency's answers) and settings."""
-        return dict(node_id=self.settings.node_id, signing=self.signing,
-                    signer=self.keys.signer, trust=self.keys.trust, settings=self.settings)
+        dependencies = dict(node_id=self.settings.node_id, signing=self.signing,
+                            signer=self.keys.signer, trust=self.keys.trust,
+                            settings=self.settings)
+        if self.settings.uses_agency_tls(agency):
+            dependencies["tls_session"] = lambda: self.agency_tls_session(agency)
+        return dependencies
+
+    def agency_tls_session(self, agency: str) -> Any:
+        """A session speaking only pinned mutual TLS to ``agency``: the hub's TLS client
+        certificate, our CA and CRL, and the agency's server key pinned
+        (``HUB_AGENCY_<NAME>_TLS_PIN``; without one, the key of the agency's certificate in the
+        keys directory, which is what development and the tests use)."""
+        from security.tls import client_context, pinned_session
+
+        store = self.keys.store
+        pins = self.settings.agency_tls_pins.get(agency) or {store.tls_pin(agency)}
+        return pinned_session(agency, pins, client_context(store.tls_files("hub", "tls-client")))
 
     @property
     def signing(self) -> Any:
-        """The hub's message signing (XML-DSig, JWS) over the keys loaded at start."""
+        """The hub's message signing (XML-DSig, JWS) over the keys loaded at start, with replay
+        protection: ``HUB_REPLAY_WINDOW`` and the database's seen message ids."""
         if not hasattr(self, "_signing"):
             from connectors.signing import MessageSigning
+            from hub.replay import StoreSeenIds
+            from hub.verification import MessageVerifier
 
-            self._signing = MessageSigning(party="hub", signer=self.keys.signer,
-                                           trust=self.keys.trust)
+            self._signing = MessageSigning(
+                party="hub", signer=self.keys.signer, trust=self.keys.trust,
+                verifier=MessageVerifier.from_settings(self.keys.trust, self.settings),
+                seen=StoreSeenIds(self.store))
         return self._signing
 
     # -- use cases -----------------------------------------------------------------------------

@@ -6,9 +6,16 @@
 Blueprints: ``intake`` (applicants: submit and track), and those added by later parts (inbound
 agency endpoints, back-office API and its staff pages under ``/staff``, admin console). Every `HubError` becomes a JSON problem with a
 precise status; nothing else escapes as a 500 without being logged with its correlation id.
+
+Every refusal of input is also an audit record (action ``rejected``, outcome the error code,
+the body's SHA-256 as digest, never its content), written after the response is decided and in
+its own transaction, so nothing of the refused request itself is stored: a problem response
+(`problem`) or a view's own refusal (`note_rejection`, e.g. a SOAP fault) marks the request,
+and `_audit_rejection` records it for every method that carries input and for every 401/403.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Any, Callable
@@ -46,7 +53,18 @@ def status_for(error: errors.HubError) -> int:
     return 400
 
 
+def note_rejection(status: int, code: str, *, reason: str | None = None) -> None:
+    """Mark the current request as refused (audited once the response is sent)."""
+    g.rejection = {"status": status, "code": code, **({"reason": reason} if reason else {})}
+
+
+def audit_as(component: str, actor: str) -> None:
+    """Name who is calling and which part refuses, for the rejection's audit record."""
+    g.audit_component, g.audit_actor = component, actor
+
+
 def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
+    note_rejection(status, code, reason=extra.get("reason"))
     body = {"error": {"code": code, "message": message, **extra},
             "correlation_id": getattr(g, "correlation_id", None)}
     return jsonify(body), status
@@ -68,6 +86,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
 
     @app.after_request
     def _headers(response: Response) -> Response:
+        _audit_rejection(hub, response)
         response.headers["X-Correlation-Id"] = g.get("correlation_id", "")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
@@ -81,6 +100,8 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
         extra: dict[str, Any] = {}
         if isinstance(error, errors.SchemaViolation):
             extra["fields"] = error.errors
+        if error.details.get("reason"):
+            extra["reason"] = error.details["reason"]
         return problem(status, error.code, error.message, **extra)
 
     @app.errorhandler(HTTPException)
@@ -118,3 +139,37 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     health.init_app(app)  # /healthz, /readyz, /metrics
     init_admin(app)       # /admin console and /admin/api
     return app
+
+
+#: Methods whose refusal is audited whatever the status (they carry input); other methods only
+#: when the caller was refused as unauthenticated or unauthorized.
+_INPUT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _audit_rejection(hub: Any, response: Response) -> None:
+    rejection = g.pop("rejection", None)
+    if rejection is None or not 400 <= response.status_code < 500:
+        return  # a server error is not a refusal of the input (it is logged instead)
+    if request.method not in _INPUT_METHODS and response.status_code not in (401, 403):
+        return
+    from hub.audit import AuditRecord
+
+    try:
+        body = request.get_data(cache=True) if response.status_code != 413 else b""
+    except Exception:  # noqa: BLE001 - an unreadable body is still a refusal to record
+        body = b""
+    component = g.get("audit_component") or f"web.{request.blueprint or 'app'}"
+    try:
+        with hub.store.transaction() as session:
+            hub.audit.append(session, AuditRecord(
+                # Caller-chosen values are cut to their columns: a refusal must always record.
+                action="rejected", actor=(g.get("audit_actor") or "anonymous")[:128],
+                component=component[:64], outcome=rejection["code"][:64],
+                message_id=(request.headers.get("X-Road-Id") or "")[:36] or None,
+                correlation_id=(g.get("correlation_id") or "")[:64] or None,
+                digest=hashlib.sha256(body).hexdigest() if body else None,
+                details={"status": response.status_code, "method": request.method,
+                         "path": request.path, "size": request.content_length,
+                         **({"reason": rejection["reason"]} if "reason" in rejection else {})}))
+    except Exception:  # noqa: BLE001 - the refusal stands even if its record cannot be written
+        log.exception("could not audit the rejection of %s %s", request.method, request.path)

@@ -28,6 +28,7 @@ from connectors.health import register
 from connectors.simulator import Fault, Outcome, Simulator
 from connectors.xml import request_hash
 from hub.envelope import canonical_json
+from hub.errors import HubError
 from hub.schemas import field_errors, openapi_validator
 
 OPENAPI = "v1/agencies/health.openapi.yaml"
@@ -132,8 +133,10 @@ class HealthSimulator(Simulator):
         status = 0
         for attempt in range(attempts):
             try:
-                status = requests.post(url, data=body, headers=headers, timeout=5).status_code
-            except requests.RequestException:
+                with self.hub_session() as session:
+                    status = session.post(url, data=body, headers=headers,
+                                          timeout=5).status_code
+            except (requests.RequestException, OSError, HubError):  # refused handshake, pin
                 status = 0
             with self._lock:
                 self.callbacks.append({"exchange_id": exchange_id, "status": status,

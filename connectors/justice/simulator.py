@@ -83,8 +83,7 @@ class JusticeSimulator(SoapSimulator):
 
         document = dict(document)
         document.setdefault("justiceReference", self.new_reference())
-        session = requests.Session()
-        session.trust_env = False
+        session = self.hub_session()
         if self.options.get("token"):
             session.headers["Authorization"] = f"Bearer {self.options['token']}"
         base = hub_url.rstrip("/")

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from connectors.samples import certificates, deceased
 from hub.store.models import AuditRow, OutboxRow
+from hub.testing import wait_for
 
 ROUTES = Path(__file__).parent.parent / "e2e" / "agency_routes"
 CLEARANCE_ONLY = """
@@ -86,6 +87,9 @@ def test_decision_by_callback_moves_the_case(world, cause, non_contagion, outcom
     assert (exchange.status, exchange.outcome) == ("answered", outcome)
     assert exchange.reply["agency_reference"].startswith("SC-")
     health = world.simulators["health"]
+    # The simulator logs its callback once the hub's 202 is back, which may be after the case
+    # moved: wait for the log, not for time.
+    wait_for(lambda: health.callbacks, what="the callback logged")
     assert [c["status"] for c in health.callbacks] == [202]
     assert health.effect_count(exchange.id) == 1
 

@@ -114,8 +114,9 @@ def test_hostile_xml_and_missing_header_are_refused(world) -> None:  # type: ign
     url = f"{world.server.url}/inbound/v1/justice"
     hostile = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
     response = requests.post(url, data=hostile, headers={"Content-Type": "text/xml"}, timeout=5)
-    assert response.status_code == 500
+    assert response.status_code == 400  # a client fault, never a server error
     assert parse_xml(response.content).findtext(".//faultcode") == "soapenv:Client"
+    assert b"HOSTILE_INPUT" in response.content
     bare = serialize(soap_envelope(etree.Element(
         "{urn:ma:gov:maec:econsulat:judicial:v1}SubmitJudicialDocumentRequest")))
     response = requests.post(url, data=bare, headers={"Content-Type": "text/xml"}, timeout=5)

@@ -53,7 +53,11 @@ def test_field_errors_are_listed_with_422_and_nothing_is_stored(client, hub):
     fields = {(f["field"], f["code"]) for f in response.get_json()["error"]["fields"]}
     assert fields == {("holder.birth_date", "format"), ("applicant.email", "format"),
                       ("licence.number", "required")}
-    assert (rows(hub, CaseRow), rows(hub, OutboxRow), rows(hub, AuditRow)) == (0, 0, 0)
+    assert (rows(hub, CaseRow), rows(hub, OutboxRow)) == (0, 0)
+    # The only record is the audit of the refusal itself (a digest, no field values).
+    with hub.store.session() as session:
+        [audited] = session.scalars(select(AuditRow)).all()
+    assert (audited.action, audited.outcome) == ("rejected", "message.schema")
 
 
 def test_field_errors_are_localized_and_name_the_field(client):
