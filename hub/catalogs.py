@@ -5,7 +5,8 @@ them all as ``(context, msgid)``:
 
 - the page templates (``hub/templates/pages``) and the modules that translate literals
   (``_("...")``, ``t("...")``, ``pgettext("ctx", "...")``), extracted with Babel;
-- the field-error messages (`hub.forms.ERROR_MESSAGES`, context ``error``);
+- the field-error messages (`hub.forms.ERROR_MESSAGES`, context ``error``) and the titles of
+  the API's refusals (`hub.web.PROBLEM_TITLES`, context ``problem``);
 - the service definitions: statuses (``status``), reasons of their routes and deadlines
   (``reason``), the reference guide (title, summary, who, eligibility, fees note, steps);
 - the intake schemas: every field's title and description, every choice (``value``);
@@ -69,7 +70,10 @@ def from_data(catalog: object | None = None) -> set[Key]:
         # Every service, flagged ones included: a flag switched on must not show raw codes.
         every = ServiceCatalog.load()._all.values()  # noqa: SLF001 - the catalog's own data
         catalog = ServiceCatalog.load(features={d.feature_flag for d in every if d.feature_flag})
+    from hub.web import PROBLEM_TITLES
+
     found: set[Key] = {("error", m) for m in ERROR_MESSAGES.values()}
+    found |= {("problem", m) for m in PROBLEM_TITLES.values()}  # every API refusal's title
     found |= {("reason", r) for r in (*CODE_REASONS, *STAFF_REASONS)}
     found |= {("role", r) for r in STAFF_ROLES}  # who is signed in to the back-office
     for definition in catalog:  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hub import errors
@@ -63,11 +63,45 @@ def audit_as(component: str, actor: str) -> None:
     g.audit_component, g.audit_actor = component, actor
 
 
+#: What each refusal means, in the caller's language (``title``, context ``problem`` of the
+#: catalogs); ``code`` and ``message`` stay precise and stable for programs and logs.
+PROBLEM_TITLES = {
+    400: "The request could not be read.",
+    401: "You must be identified to do this.",
+    403: "You are not allowed to do this.",
+    404: "This was not found.",
+    405: "This method is not allowed here.",
+    409: "This conflicts with the current state of the case.",
+    413: "The request is too large.",
+    415: "This type of content is not accepted.",
+    422: "Some information is missing or invalid.",
+    500: "Something went wrong on our side; please try again later.",
+    503: "The service is unavailable for a moment; please try again later.",
+}
+
+
+def _problem_language() -> str:
+    from hub.config import LANGUAGES
+    from hub.i18n import best_language
+
+    hub = current_app.extensions.get("hub")
+    default = hub.settings.default_language if hub is not None else "en"
+    return best_language([request.args.get("lang"),
+                          request.accept_languages.best_match(LANGUAGES)], default)
+
+
 def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
+    from hub.i18n import translator
+
     note_rejection(status, code, reason=extra.get("reason"))
-    body = {"error": {"code": code, "message": message, **extra},
+    language = _problem_language()
+    title = PROBLEM_TITLES.get(status) or PROBLEM_TITLES[500 if status >= 500 else 400]
+    body = {"error": {"code": code, "title": translator(language).pgettext("problem", title),
+                      "message": message, **extra},
             "correlation_id": getattr(g, "correlation_id", None)}
-    return jsonify(body), status
+    response = jsonify(body)
+    response.headers["Content-Language"] = language
+    return response, status
 
 
 def create_app(hub: Any, *, max_content_length: int | None = None,

@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 from connectors.signing import JWS_HEADER
 from connectors.xml import SOAP_ENV, XROAD, XRoadHeader, parse_xml
 from hub.broker import Message
-from hub.deadletters import list_dead_letters
+from hub.deadletters import open_body, list_dead_letters
 from connectors.samples import certificates, deceased
 from hub.demo_scenarios import licence_request, sample_request
 from hub.mockagencies import mock_agencies, mock_hub  # noqa: F401 (fixtures)
@@ -611,7 +611,10 @@ def test_broker_messages_that_cannot_be_trusted_are_dead_lettered(hub_factory, c
                        actor="test")
     with hub.store.session() as session:
         queued, other = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
-    changed = change(json.loads(queued.body), credentials, json.loads(other.body))
+    plain = [json.loads(hub.store.privacy.open_body(row.body, row.body_key,
+                                                    message_id=row.message_id))
+             for row in (queued, other)]  # as the relay would publish them (stored encrypted)
+    changed = change(plain[0], credentials, plain[1])
     body = changed if isinstance(changed, bytes) else json.dumps(changed).encode()
     with hub.open_broker() as broker:
         broker.publish(Message(body=body, message_id=queued.message_id,
@@ -621,7 +624,8 @@ def test_broker_messages_that_cannot_be_trusted_are_dead_lettered(hub_factory, c
     assert dead.error_code == code and words in dead.reason, dead.reason
     assert mock.calls == []  # the agency never saw it
     with hub.store.session() as session:
-        assert session.get(DeadLetterRow, dead.id).body == body  # kept as it came, for evidence
+        kept = session.get(DeadLetterRow, dead.id)  # kept as it came, for evidence (encrypted)
+        assert open_body(hub.store, kept) == body
         [audited] = session.scalars(select(AuditRow).where(
             AuditRow.action == "dead_lettered")).all()
         assert audited.outcome == code

@@ -105,6 +105,20 @@ def test_unacceptable_bodies_get_precise_errors(client, hub, data, content_type,
     assert rows(hub, CaseRow) == 0
 
 
+@pytest.mark.parametrize("accept, title", [
+    ("fr-FR,fr;q=0.9", "Ce type de contenu n’est pas accepté."),
+    ("ar", "هذا النوع من المحتوى غير مقبول."),
+    ("xx", "Ce type de contenu n’est pas accepté."),  # unknown language: the hub's default
+])
+def test_refusals_carry_a_title_in_the_callers_language(client, accept, title):
+    response = client.post(URL, data="post=ES-MAD", headers={"Accept-Language": accept},
+                           content_type="application/x-www-form-urlencoded")
+    error = response.get_json()["error"]
+    assert response.status_code == 415 and error["code"] == "request.unsupported_media_type"
+    assert error["title"] == title and error["message"]  # localized, and still precise
+    assert response.headers["Content-Language"] == {"x": "fr"}.get(accept[0], accept[:2])
+
+
 def test_unknown_service_is_404(client):
     response = client.post("/api/v1/services/time_travel/requests", json={})
     assert response.status_code == 404
