@@ -124,6 +124,9 @@ class EmbeddedBroker(Broker):
         self.synchronous = synchronous
         self._wakeup = _wakeup_for(self.path)
         self._conn: sqlite3.Connection | None = None
+        # One connection per broker object, used by whichever thread holds the lock: sqlite3
+        # may crash the process when a connection is closed while another thread runs on it.
+        self._lock = threading.RLock()
         self._patterns: list[tuple[str, str]] | None = None
 
     # -- connection ---------------------------------------------------------------------------
@@ -145,15 +148,16 @@ class EmbeddedBroker(Broker):
         delay = 0.05
         for attempt in range(attempts):
             try:
-                conn = self._connect()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return result
+                with self._lock:
+                    conn = self._connect()
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(conn)
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                    return result
             except (sqlite3.OperationalError, sqlite3.ProgrammingError,
                     sqlite3.DatabaseError) as exc:
                 self._drop_connection()
@@ -164,12 +168,20 @@ class EmbeddedBroker(Broker):
         raise AssertionError("unreachable")
 
     def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+
+    def sever(self) -> None:
+        """Close the connection under the feet of its users (as a lost file handle would): the
+        next operation fails, reconnects and goes on. For tests of connection loss."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
 
     def close(self) -> None:
         self._drop_connection()

@@ -289,7 +289,7 @@ def test_consumer_survives_connection_loss_and_loses_nothing(connect, topology, 
         consumer = connect()
 
         def sever() -> int:
-            consumer._conn.close()  # noqa: SLF001
+            consumer.sever()
             return 1
 
     publisher = connect()
