@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import request, session
 
-from hub.errors import HubError, InvalidToken, SecurityError
+from hub.errors import InvalidToken, SecurityError
 
 SESSION_KEY = "operator"
 

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.base import MockConnector, Reply
-from hub import broker as b
 from hub.broker import Message
 from hub.cases import find_case
 from hub.deadletters import open_body, list_dead_letters, replay

@@ -22,7 +22,6 @@ from hub.outbox import enqueue
 from hub.envelope import Envelope, SchemaRef
 from hub.rekey import Progress, Reencryption, rotate_and_reencrypt
 from hub.runtime import Hub
-from hub.store.models import AttachmentRow
 from hub.testing import wait_for
 
 CAUSE = "pulmonary embolism after surgery"
