@@ -54,6 +54,9 @@ class Context:
     postgres_admin_url: str
     simulator_url: str = ""
     simulator: ProcessGroup | None = None
+    #: The run's development PKI (`hub.keys.init_keys`), shared by the simulator, every hub
+    #: deployment, the Celery pipeline and the direct client: every path signs and verifies.
+    keys_dir: str = ""
     log: TextIO = field(default=sys.stderr)
     results: dict[str, Any] = field(default_factory=dict)
 

@@ -60,9 +60,9 @@ def markdown(res: dict[str, Any], command: str) -> str:
     meta = res["meta"]
     md = [f"Latest run: `{command}` ({meta['mode']} mode, {meta['started_at']}, "
           f"{meta['seconds']:.0f} s; {meta['cores']} cores, {meta['memory_gb']} GB, Python"
-          f" {meta['python']}). Agency requests "
-          + ("**signed**." if meta["signed"] else "**not signed** (the security layer is not in"
-                                                   " the connector yet): the figures are unsigned."),
+          f" {meta['python']}). Signed in every path, on one development PKI per run: the hub"
+          " seals its envelopes, signs its requests to NARSA (JWS) and verifies the signed"
+          " answers; the Celery pipeline and the direct calls sign and verify the same way.",
           "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     md += ["| " + " | ".join(r) + " |" for r in rows(res)]
     md += ["", "| target | value | holds |", "|---|---|---|"]
@@ -147,8 +147,7 @@ def chart(res: dict[str, Any], path: Path) -> None:
         right.set_yscale("log")
         right.legend(fontsize=8)
     right.set_title("Latency against load")
-    fig.suptitle(f"econsulat-hub benchmark ({res['meta']['mode']} mode, "
-                 f"{'signed' if res['meta']['signed'] else 'unsigned'})")
+    fig.suptitle(f"econsulat-hub benchmark ({res['meta']['mode']} mode, signed)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -3,7 +3,8 @@
 Every role prints ``READY ...`` on stdout once it serves, then runs until SIGTERM (graceful).
 Hub roles read their configuration from ``HUB_*`` variables like the real commands do.
 
-    simulator      the NARSA simulator (its Flask app under waitress)          {"port": 0}
+    simulator      the NARSA simulator (its Flask app under waitress)          {"port": 0,
+                   "keys_dir": PKI}
     hub-web        the hub's web front (intake API) under waitress           {"threads": 8}
     hub-relay      the outbox relay
     hub-worker     connector threads + case worker + recorder (``hub worker``) {"concurrency": 4,
@@ -67,7 +68,8 @@ def _serve_wsgi(app: Any, threads: int, port: int = 0) -> None:
 def simulator(options: dict[str, Any]) -> None:
     from connectors.narsa.simulator import NarsaSimulator
 
-    sim = NarsaSimulator(port=int(options.get("port", 0)))
+    # keys_dir: the run's PKI; the simulator then verifies requests and signs its answers.
+    sim = NarsaSimulator(port=int(options.get("port", 0)), keys_dir=options.get("keys_dir"))
     _serve_wsgi(sim.app, int(options.get("threads", 4)), int(options.get("port", 0)))
 
 
@@ -117,8 +119,9 @@ def celery_web(options: dict[str, Any]) -> None:
 def celery_worker(options: dict[str, Any]) -> None:
     from celery.signals import worker_ready
 
-    from bench.celery_pipeline import app
+    from bench.celery_pipeline import app, warm
 
+    warm()
     worker_ready.connect(lambda **_: _ready(), weak=False)
     os.environ.setdefault("C_FORCE_ROOT", "1")
     app.worker_main(["worker", "--loglevel=WARNING", f"--pool={options.get('pool', 'threads')}",
