@@ -55,6 +55,8 @@ app.conf.update(
     worker_hijack_root_logger=False, worker_redirect_stdouts=False,
     broker_connection_retry_on_startup=True,
     task_queue_ha_policy=None,
+    # No remote control: its exclusive "pidbox" queue is per node name and not needed here.
+    worker_enable_remote_control=False,
 )
 
 _local = threading.local()

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from typing import Any, Callable
 
 
@@ -127,6 +128,9 @@ def celery_worker(options: dict[str, Any]) -> None:
     app.worker_main(["worker", "--loglevel=WARNING", f"--pool={options.get('pool', 'threads')}",
                      f"--concurrency={int(options.get('concurrency', 4))}",
                      "--without-heartbeat", "--without-gossip", "--without-mingle",
+                     # A node name of its own: two runs (or another session's) on one RabbitMQ
+                     # must not fight over the exclusive queues of the default ``celery@host``.
+                     f"--hostname=bench-{os.getpid()}-{uuid.uuid4().hex[:6]}@%h",
                      f"--prefetch-multiplier={int(options.get('prefetch_multiplier', 4))}",
                      "-Q", os.environ["BENCH_CELERY_QUEUE"]])
 

@@ -147,6 +147,9 @@ class OutboxRelay:
             threading.Thread(target=self._listen, args=(stop,), name="relay-listen",
                              daemon=True).start()
         while not stop.is_set():
+            # Cleared before the pass, not after the wait: a wake-up arriving between the two
+            # would otherwise be lost and its rows wait for the next poll.
+            self._wake.clear()
             try:
                 count = self.run_once()
             except HubError as exc:
@@ -159,7 +162,6 @@ class OutboxRelay:
                 continue
             if count < self.batch:
                 self._wake.wait(self.poll_interval)
-                self._wake.clear()
         if self._broker is not None:
             self._broker.close()
             self._broker = None

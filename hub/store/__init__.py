@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigurationError, HubError, StoreUnavailable
@@ -55,8 +56,9 @@ class Store:
         elif url.startswith("postgresql"):
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 10)
-            engine_options.setdefault("pool_pre_ping", True)
             engine = create_engine(url, **engine_options)
+            if not engine_options.get("pool_pre_ping"):
+                _ping_idle_connections(engine)
         else:
             raise ConfigurationError(f"unsupported database URL {url.split(':', 1)[0]!r}:"
                                      " use sqlite:/// or postgresql://")
@@ -111,6 +113,37 @@ def _is_transient(exc: DBAPIError) -> bool:
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
     return code in {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003",
                     "08006"}
+
+
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 2.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle in the pool.
+
+    A restarted or failed-over database leaves dead connections in the pool; ``pool_pre_ping``
+    catches them by sending ``SELECT 1`` before *every* unit of work, a round trip per
+    transaction that profiles showed on every message. Connections returned less than
+    `IDLE_PING_SECONDS` ago were alive a moment ago, so only idle ones are pinged; a dead one is
+    replaced before use (the pool retries the checkout). A connection that dies under load
+    fails its statement instead, and the caller's unit of work is retried (`StoreUnavailable`)
+    on a fresh connection, since SQLAlchemy invalidates the pool on a disconnect.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("checked_in_at")
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure: this connection is unusable
+            raise DisconnectionError(f"idle connection is gone: {exc!r}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
