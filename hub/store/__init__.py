@@ -69,11 +69,19 @@ class Store:
         return self.engine.dialect.name
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any error."""
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error.
+
+        ``read_only``: the unit of work only reads. On SQLite it then begins ``DEFERRED``
+        instead of ``IMMEDIATE``, so it does not queue for the write lock behind every writer's
+        commit (a WAL reader never blocks and is never blocked); a read-only unit of work never
+        upgrades to a write, so the deadlock ``IMMEDIATE`` prevents cannot happen.
+        """
         session = self._sessions()
         try:
             with session.begin():
+                if read_only and self.dialect == "sqlite":
+                    session.connection(execution_options={_DEFERRED: True})
                 yield session
         except HubError:
             raise
@@ -114,6 +122,9 @@ def _is_transient(exc: DBAPIError) -> bool:
     return code in {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003",
                     "08006"}
 
+
+#: Execution option of `Store.transaction(read_only=True)` on SQLite: begin DEFERRED.
+_DEFERRED = "hub_sqlite_deferred"
 
 #: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 2.0
@@ -162,4 +173,5 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        deferred = conn.get_execution_options().get(_DEFERRED)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
