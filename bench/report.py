@@ -56,6 +56,17 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _audit_cell(audit: dict[str, Any]) -> str:
+    """Whole chain, and incrementally from the previous checkpoint: records and seconds."""
+    if not audit.get("available"):
+        return f"n/a ({audit.get('reason')})"
+    cell = f"whole chain: {audit['records']:,} records in {audit['full_seconds']} s"
+    if "incremental_seconds" in audit:
+        cell += (f"; from the last checkpoint: {audit['incremental_records_checked']:,} records"
+                 f" in {audit['incremental_seconds']} s")
+    return cell + ("" if audit.get("intact") else " (**not intact**)")
+
+
 def markdown(res: dict[str, Any], command: str) -> str:
     meta = res["meta"]
     md = [f"Latest run: `{command}` ({meta['mode']} mode, {meta['started_at']}, "
@@ -88,9 +99,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
                "| stored cases | throughput /s | p50 ms | p99 ms | at /s | audit verification |",
                "|---|---|---|---|---|---|"]
         for pt in scale["points"]:
-            audit = pt["audit"]
-            verify = f"{audit['seconds']} s" if audit.get("available") else \
-                f"n/a ({audit.get('reason')})"
+            verify = _audit_cell(pt["audit"])
             md.append(f"| {pt['stored_cases']:,} | {_f(pt['throughput'])} | {_f(pt['p50_ms'])} |"
                       f" {_f(pt['p99_ms'])} | {_f(pt['latency_at_rate'])} | {verify} |")
         md.append("")

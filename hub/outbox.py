@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -85,12 +85,14 @@ class OutboxRelay:
                 log.info("outbox relay: notifications unavailable (%s); polling", exc)
                 stop.wait(1.0)
 
-    def _claim(self, session: Session) -> list[OutboxRow]:
-        query = (select(OutboxRow).where(OutboxRow.sent_at.is_(None))
+    def _claim(self, session: Session) -> list[Any]:
+        """Unsent rows, oldest first, as plain rows of the outbox's columns: the relay only reads
+        them (an ORM instance per message was a fifth of the relay's CPU)."""
+        query = (select(*OutboxRow.__table__.c).where(OutboxRow.sent_at.is_(None))
                  .order_by(OutboxRow.id).limit(self.batch))
         if self.store.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        return list(session.scalars(query))
+        return list(session.execute(query).all())
 
     def run_once(self) -> int:
         """Publish one batch; returns how many rows were handed over (published or parked)."""
@@ -109,7 +111,7 @@ class OutboxRelay:
         self.published += len(done)
         return len(done)
 
-    def _publish(self, session: Session, rows: list[OutboxRow], done: list[int]) -> None:
+    def _publish(self, session: Session, rows: list[Any], done: list[int]) -> None:
         assert self._broker is not None
         routed = [row for row in rows if not row.queue]
         try:
@@ -131,7 +133,7 @@ class OutboxRelay:
                 self._park(session, row, exc)
             done.append(row.id)
 
-    def _park(self, session: Session, row: OutboxRow, error: HubError) -> None:
+    def _park(self, session: Session, row: Any, error: HubError) -> None:
         from hub.deadletters import park_headers, record
 
         log.error("outbox row %s cannot be published: %s", row.id, error.message,
@@ -167,6 +169,6 @@ class OutboxRelay:
             self._broker = None
 
 
-def _message(row: OutboxRow) -> Message:
+def _message(row: Any) -> Message:
     return Message(body=row.body, message_id=row.message_id, routing_key=row.routing_key,
                    headers=dict(row.headers or {}))
