@@ -6,7 +6,7 @@ Hub roles read their configuration from ``HUB_*`` variables like the real comman
     simulator      the NARSA simulator (its Flask app under waitress)          {"port": 0,
                    "keys_dir": PKI}
     hub-web        the hub's web front (intake API) under waitress           {"threads": 8}
-    hub-relay      the outbox relay
+    hub-relay      the outbox relay and an audit sealer
     hub-worker     connector threads + case worker + recorder (``hub worker``) {"concurrency": 4,
                    "with_relay": false}
     celery-web     the Celery pipeline's intake: validate, enqueue           {"threads": 8}
@@ -81,25 +81,40 @@ def _hub() -> Any:
     return Hub(Settings.from_env())
 
 
+def _started() -> None:
+    """What ``hub serve|worker|relay`` do once started (`hub.runtime.settle_heap`)."""
+    from hub.runtime import settle_heap
+
+    settle_heap()
+
+
 def hub_web(options: dict[str, Any]) -> None:
     from hub.web import create_app
 
-    _serve_wsgi(create_app(_hub()), int(options.get("threads", 8)))
+    app = create_app(_hub())
+    _started()
+    _serve_wsgi(app, int(options.get("threads", 8)))
 
 
 def hub_relay(options: dict[str, Any]) -> None:
+    """Like ``hub relay``: the outbox relay and an audit sealer."""
     hub = _hub()
+    _started()
     stop = _until_term()
-    thread = threading.Thread(target=hub.relay.run, args=(stop,), daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=hub.relay.run, args=(stop,), daemon=True),
+               threading.Thread(target=hub.sealer().run, args=(stop,), daemon=True)]
+    for thread in threads:
+        thread.start()
     _ready()
     stop.wait()
-    thread.join(30)
+    for thread in threads:
+        thread.join(30)
     hub.close()
 
 
 def hub_worker(options: dict[str, Any]) -> None:
     hub = _hub()
+    _started()
     stop = _until_term()
     with hub.run(relay=bool(options.get("with_relay")), cases=int(options.get("cases", 1)),
                  recorder=True, agencies=options.get("agencies") or None,

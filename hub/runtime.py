@@ -48,6 +48,23 @@ log = logging.getLogger(__name__)
 CASE_RETRY = RetryPolicy(base_delay=0.5, max_delay=10.0, max_attempts=6)
 
 
+def settle_heap(gen0: int = 10_000, gen1: int = 50, gen2: int = 100) -> None:
+    """For a long-running process (``hub serve``, ``hub worker``, ``hub relay``) once it has
+    started: freeze what start-up allocated and collect garbage less often.
+
+    Start-up leaves hundreds of thousands of long-lived objects (schemas, mappings, SQLAlchemy
+    metadata, the catalogue) that every full collection would traverse again; `gc.freeze` moves
+    them out of the collector's sight. Each message allocates thousands of short-lived objects
+    (ORM states, envelopes), which CPython's default threshold of 700 collected over and over.
+    Measured on the benchmark: about a tenth less CPU per exchange. Cycles are still collected.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0, gen1, gen2)
+
+
 class Hub:
     def __init__(self, settings: Settings, *, store: Store | None = None,
                  agencies: Mapping[str, AgencyConfig] | None = None,
