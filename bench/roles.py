@@ -82,10 +82,12 @@ def _hub() -> Any:
 
 
 def _started() -> None:
-    """What ``hub serve|worker|relay`` do once started (`hub.runtime.settle_heap`)."""
-    from hub.runtime import settle_heap
+    """What ``hub serve|worker|relay`` do once started (`hub.runtime.settle_process`)."""
+    from hub.runtime import settle_process
 
-    settle_heap()
+    settle_process()
+    if os.environ.get("BENCH_SWITCH_INTERVAL"):  # an experiment's own setting wins
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
 
 
 def hub_web(options: dict[str, Any]) -> None:
