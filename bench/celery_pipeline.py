@@ -10,7 +10,9 @@ commit. Delivery settings match the hub's guarantees: publisher confirms, ``acks
 the row is committed), redelivery on a lost worker.
 
 Configuration, from the environment: ``BENCH_CELERY_BROKER`` (amqp URL), ``BENCH_CELERY_QUEUE``,
-``BENCH_CELERY_DB`` (PostgreSQL URL), ``HUB_AGENCY_NARSA_URL`` (the simulator).
+``BENCH_CELERY_DB`` (PostgreSQL URL), ``HUB_AGENCY_NARSA_URL`` (the simulator),
+``BENCH_CELERY_KEYS_DIR`` (the run's development PKI; required: the simulator refuses unsigned
+requests).
 """
 from __future__ import annotations
 
@@ -53,11 +55,14 @@ app.conf.update(
     worker_hijack_root_logger=False, worker_redirect_stdouts=False,
     broker_connection_retry_on_startup=True,
     task_queue_ha_policy=None,
+    # No remote control: its exclusive "pidbox" queue is per node name and not needed here.
+    worker_enable_remote_control=False,
 )
 
 _local = threading.local()
 _engine: Any = None
 _engine_lock = threading.Lock()
+_signing: Any = None
 
 
 def engine() -> Any:
@@ -79,15 +84,48 @@ def create_tables(url: str) -> None:
     eng.dispose()
 
 
+def signing() -> Any:
+    """The hub party's `MessageSigning` over the run's PKI, loaded once per process (as the
+    hub loads its keys at start): signs requests, verifies NARSA's signed answers."""
+    global _signing
+    with _engine_lock:
+        if _signing is None:
+            from connectors.signing import MessageSigning
+
+            keys_dir = os.environ.get("BENCH_CELERY_KEYS_DIR", "")
+            _signing = MessageSigning.load(keys_dir, "hub")
+            if _signing is None:
+                raise RuntimeError(f"no PKI in BENCH_CELERY_KEYS_DIR={keys_dir!r}: the pipeline"
+                                   " signs every request like the hub")
+        return _signing
+
+
 def connector() -> Any:
     """One NARSA connector per worker thread (connectors are not shared between threads)."""
     if getattr(_local, "connector", None) is None:
         from connectors.registry import build_connector, load_agencies
 
         config = load_agencies(urls={"narsa": os.environ["HUB_AGENCY_NARSA_URL"]})["narsa"]
-        _local.connector = build_connector(config, node_id="MA/GOV/MAEC/ECONSULAT-HUB")
+        _local.connector = build_connector(config, node_id="MA/GOV/MAEC/ECONSULAT-HUB",
+                                           signing=signing())
         _local.connector.start()
     return _local.connector
+
+
+def warm() -> None:
+    """What the hub's worker does before it serves: load the keys, compile the connector's
+    mappings and schemas (cached per process), connect to the database. Without it the first
+    tasks of a short run would pay for it."""
+    from sqlalchemy import text
+
+    from connectors.registry import build_connector, load_agencies
+
+    config = load_agencies(urls={"narsa": os.environ["HUB_AGENCY_NARSA_URL"]})["narsa"]
+    probe = build_connector(config, node_id="MA/GOV/MAEC/ECONSULAT-HUB", signing=signing())
+    probe.start()
+    probe.close()
+    with engine().connect() as db:
+        db.execute(text("SELECT 1"))
 
 
 @app.task(name="bench.verify_licence", bind=True, max_retries=5)

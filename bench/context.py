@@ -38,7 +38,9 @@ class Profile:
     latency_per_worker_count: bool = False
 
 
-QUICK = Profile("quick", warmup=1.0, duration=2.5, scale_duration=2.0, drain=20.0)
+#: Two seconds of warm-up: processes that just started fill their statement caches, pools and
+#: validators in their first second, which a one-second warm-up left inside the window.
+QUICK = Profile("quick", warmup=2.0, duration=2.5, scale_duration=2.0, drain=20.0)
 #: For the test suite: every scenario for a second or so; the figures mean nothing.
 SMOKE = Profile("smoke", warmup=0.3, duration=1.0, window=16, hub_workers=(1,),
                 scale_sizes=(100,), scale_duration=0.8, drain=20.0)
@@ -54,6 +56,9 @@ class Context:
     postgres_admin_url: str
     simulator_url: str = ""
     simulator: ProcessGroup | None = None
+    #: The run's development PKI (`hub.keys.init_keys`), shared by the simulator, every hub
+    #: deployment, the Celery pipeline and the direct client: every path signs and verifies.
+    keys_dir: str = ""
     log: TextIO = field(default=sys.stderr)
     results: dict[str, Any] = field(default_factory=dict)
 

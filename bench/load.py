@@ -10,7 +10,8 @@ Two shapes of load, both on keep-alive HTTP connections (or AMQP channels), one 
   hiding it (no coordinated omission).
 
 Targets: ``intake`` (POST the applicant's JSON; the answer names the case reference),
-``direct`` (POST NARSA's wire request to the simulator: the call a client makes without the hub),
+``direct`` (POST NARSA's wire request to the simulator: the call a client makes without the hub,
+signed and its signed answer verified like the hub's connector does, with the keys of ``keys_dir``),
 ``amqp`` (publish with publisher confirms to a queue; `bench.roles` raw-consumer receives).
 
 The output lists, per request: key, scheduled start, response time (or completion time for direct
@@ -49,6 +50,13 @@ class LoadSpec:
     probe_base: int = 0
     message_bytes: int = 1500
     offset: int = 0                   # first request number (keeps licence numbers varied)
+    #: The run's PKI: direct calls sign their requests (detached JWS, the hub's key) and verify
+    #: the simulator's signed answers, the same signature work as the hub's connector.
+    keys_dir: str = ""
+    #: Intake: the upload batch whose documents the requests name (`workload.provision_documents`
+    #: made ``limit`` of them, from ``offset``); no request beyond ``limit`` is sent.
+    documents: str = ""
+    limit: int = 0
 
 
 @dataclass
@@ -65,8 +73,9 @@ class LoadResult:
 class _Sender:
     """One keep-alive connection and the way to send one request on it."""
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(self, spec: LoadSpec, signing: Any = None) -> None:
         self.spec = spec
+        self.signing = signing
         self.conn: Any = None
         self.channel: Any = None
 
@@ -76,13 +85,14 @@ class _Sender:
             self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
         return self.conn
 
-    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    def _post(self, path: str, body: bytes, headers: dict[str, str]
+              ) -> tuple[int, bytes, Any]:
         for attempt in range(2):
             conn = self._http()
             try:
                 conn.request("POST", path, body, headers)
                 response = conn.getresponse()
-                return response.status, response.read()
+                return response.status, response.read(), response.headers
             except (http.client.HTTPException, OSError):
                 conn.close()
                 self.conn = None
@@ -94,19 +104,23 @@ class _Sender:
         """Send request ``n``; (key, accepted, error text)."""
         spec = self.spec
         if spec.target == "intake":
-            body = json.dumps(workload.intake_request(n)).encode()
-            status, answer = self._post(spec.path, body, {"Content-Type": "application/json"})
+            body = json.dumps(workload.intake_request(n, spec.documents)).encode()
+            status, answer, _ = self._post(spec.path, body, {"Content-Type": "application/json"})
             if status != 201:
                 return "", False, f"HTTP {status}: {answer[:200]!r}"
             return json.loads(answer)["reference"], True, ""
         if spec.target == "direct":
             key = str(uuid.uuid4())
             body = json.dumps(workload.wire_request(n, key)).encode()
-            status, answer = self._post(spec.path, body, {
-                "Content-Type": "application/json", "Accept": "application/json",
-                "X-Road-Client": "MA/GOV/MAEC/BENCH", "X-Road-Id": key})
+            headers = {"Content-Type": "application/json", "Accept": "application/json",
+                       "X-Road-Client": "MA/GOV/MAEC/BENCH", "X-Road-Id": key}
+            if self.signing is not None:
+                headers.update(self.signing.sign_body(body, key))
+            status, answer, answer_headers = self._post(spec.path, body, headers)
             if status != 200:
                 return key, False, f"HTTP {status}: {answer[:200]!r}"
+            if self.signing is not None:
+                answer = self.signing.verify_body(answer_headers, answer, "narsa").payload
             json.loads(answer)
             return key, True, ""
         if spec.target == "amqp":
@@ -135,7 +149,21 @@ class _Sender:
             pass
 
 
+def _signing(spec: LoadSpec) -> Any:
+    """Direct calls' `MessageSigning` (the hub party's keys), loaded and used once before the
+    clock starts, like the hub loads its keys at start: the first requests must not pay for it."""
+    if spec.target != "direct" or not spec.keys_dir:
+        return None
+    from connectors.signing import MessageSigning
+
+    signing = MessageSigning.load(spec.keys_dir, "hub")
+    if signing is not None:
+        signing.sign_body(b"{}", str(uuid.uuid4()))  # key conversions are cached on first use
+    return signing
+
+
 def run_load(spec: LoadSpec, on_start: Any = None) -> LoadResult:
+    signing = _signing(spec)
     t0 = time.time()
     if on_start is not None:
         on_start(t0)
@@ -152,7 +180,7 @@ def run_load(spec: LoadSpec, on_start: Any = None) -> LoadResult:
             return next(counter)
 
     def sender() -> None:
-        conn = _Sender(spec)
+        conn = _Sender(spec, signing)
         try:
             while not stop.is_set():
                 if spec.mode == "closed":
@@ -166,7 +194,7 @@ def run_load(spec: LoadSpec, on_start: Any = None) -> LoadResult:
                     delay = scheduled - time.time()
                     if delay > 0:
                         time.sleep(delay)
-                if scheduled >= result.t_end:
+                if scheduled >= result.t_end or (spec.limit and n - spec.offset >= spec.limit):
                     stop.set()
                     return
                 try:

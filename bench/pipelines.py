@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from bench import drive as d
+from bench import workload
 from bench.context import Context
 from bench.infra import delete_queues, fresh_database, new_namespace
 from bench.load import LoadSpec
@@ -22,6 +23,8 @@ from bench.measure import Figures
 from bench.procs import ProcessGroup
 
 ROLES = ["-m", "bench.roles"]
+#: The closed loop's ceiling on requests per second (sizes the uploads made ahead of a run).
+MAX_RATE = 3000
 HUB_INTAKE = "/api/v1/services/driving_licence_authentication/requests"
 
 
@@ -38,6 +41,8 @@ class Deployment:
     count_sql: str
     base_sql: str
     env: dict[str, str] = field(default_factory=dict)
+    #: The intake refuses requests naming documents nobody uploaded (the hub's does).
+    needs_uploads: bool = False
 
     def base(self) -> int:
         return d.scalar(self.database_url, self.base_sql)
@@ -48,6 +53,9 @@ def hub_env(ctx: Context, *, database_url: str | None, namespace: str, data_dir:
     env = {
         "HUB_DATA_DIR": data_dir, "HUB_BROKER_NAMESPACE": namespace,
         "HUB_AGENCY_NARSA_URL": ctx.simulator_url, "HUB_LOG_LEVEL": "WARNING",
+        # The run's PKI: the hub seals envelopes, signs its requests to NARSA and verifies the
+        # answers with the keys the simulator trusts.
+        "HUB_KEYS_DIR": ctx.keys_dir,
         # PostgreSQL wakes the relay at each commit (LISTEN/NOTIFY), so the default poll is
         # only a fallback there; SQLite cannot wake a relay in another process: it polls.
         "HUB_RELAY_POLL_INTERVAL": str(ctx.profile.embedded_relay_poll if embedded
@@ -95,7 +103,8 @@ def hub_deployment(ctx: Context, *, workers: int, embedded: bool = False,
                 name="hub_embedded" if embedded else f"hub_w{workers}", group=group,
                 intake_url=web.ready_line.split()[1],  # type: ignore[attr-defined]
                 intake_path=HUB_INTAKE, database_url=db_url, done_sql=d.HUB_DONE_SQL,
-                count_sql=d.HUB_COUNT_SQL, base_sql=d.HUB_BASE_SQL, env=env)
+                count_sql=d.HUB_COUNT_SQL, base_sql=d.HUB_BASE_SQL, env=env,
+                needs_uploads=True)
         finally:
             group.stop()
             if not embedded:
@@ -118,7 +127,8 @@ def celery_deployment(ctx: Context, *, workers: int, pool: str = "threads"
     with fresh_database("celery") as database_url:
         create_tables(database_url)
         env = {"BENCH_CELERY_BROKER": ctx.amqp_url, "BENCH_CELERY_QUEUE": queue,
-               "BENCH_CELERY_DB": database_url, "HUB_AGENCY_NARSA_URL": ctx.simulator_url}
+               "BENCH_CELERY_DB": database_url, "HUB_AGENCY_NARSA_URL": ctx.simulator_url,
+               "BENCH_CELERY_KEYS_DIR": ctx.keys_dir}
         group = ProcessGroup(env)
         try:
             web = group.start("web", [*ROLES, "celery-web", json.dumps({"threads": 8})],
@@ -144,12 +154,21 @@ def run(ctx: Context, deployment: Deployment, *, rate: float | None = None,
     from hub.store import normalize_url
 
     base = deployment.base()
+    duration = duration or ctx.profile.duration
+    documents, limit = "", 0
+    if deployment.needs_uploads:
+        # Enough uploads for the run: every request of an open loop, and a closed loop up to
+        # MAX_RATE requests/s (more than any pipeline here reaches on 2 cores).
+        documents = new_namespace("doc").replace(".", "-").replace("_", "-")
+        limit = int((ctx.profile.warmup + duration) * (rate or MAX_RATE)) + ctx.profile.window
+        workload.provision_documents(deployment.database_url, documents, offset, limit)
     spec = LoadSpec(
         target="intake", url=deployment.intake_url, path=deployment.intake_path,
         mode="open" if rate else "closed", rate=rate or 0.0, window=ctx.profile.window,
-        warmup=ctx.profile.warmup, duration=duration or ctx.profile.duration,
+        warmup=ctx.profile.warmup, duration=duration,
         senders=ctx.profile.intake_senders, probe_url=normalize_url(deployment.database_url),
-        probe_sql=deployment.count_sql, probe_base=base, offset=offset)
+        probe_sql=deployment.count_sql, probe_base=base, offset=offset, documents=documents,
+        limit=limit)
     return d.drive(deployment.group, spec, scenario=scenario or deployment.name,
                    completions=d.sql_completions(deployment.database_url, deployment.done_sql,
                                                  {"base": base}),

@@ -3,9 +3,10 @@
 Every role prints ``READY ...`` on stdout once it serves, then runs until SIGTERM (graceful).
 Hub roles read their configuration from ``HUB_*`` variables like the real commands do.
 
-    simulator      the NARSA simulator (its Flask app under waitress)          {"port": 0}
+    simulator      the NARSA simulator (its Flask app under waitress)          {"port": 0,
+                   "keys_dir": PKI}
     hub-web        the hub's web front (intake API) under waitress           {"threads": 8}
-    hub-relay      the outbox relay
+    hub-relay      the outbox relay and an audit sealer
     hub-worker     connector threads + case worker + recorder (``hub worker``) {"concurrency": 4,
                    "with_relay": false}
     celery-web     the Celery pipeline's intake: validate, enqueue           {"threads": 8}
@@ -20,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from typing import Any, Callable
 
 
@@ -67,7 +69,8 @@ def _serve_wsgi(app: Any, threads: int, port: int = 0) -> None:
 def simulator(options: dict[str, Any]) -> None:
     from connectors.narsa.simulator import NarsaSimulator
 
-    sim = NarsaSimulator(port=int(options.get("port", 0)))
+    # keys_dir: the run's PKI; the simulator then verifies requests and signs its answers.
+    sim = NarsaSimulator(port=int(options.get("port", 0)), keys_dir=options.get("keys_dir"))
     _serve_wsgi(sim.app, int(options.get("threads", 4)), int(options.get("port", 0)))
 
 
@@ -78,25 +81,42 @@ def _hub() -> Any:
     return Hub(Settings.from_env())
 
 
+def _started() -> None:
+    """What ``hub serve|worker|relay`` do once started (`hub.runtime.settle_process`)."""
+    from hub.runtime import settle_process
+
+    settle_process()
+    if os.environ.get("BENCH_SWITCH_INTERVAL"):  # an experiment's own setting wins
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
+
+
 def hub_web(options: dict[str, Any]) -> None:
     from hub.web import create_app
 
-    _serve_wsgi(create_app(_hub()), int(options.get("threads", 8)))
+    app = create_app(_hub())
+    _started()
+    _serve_wsgi(app, int(options.get("threads", 8)))
 
 
 def hub_relay(options: dict[str, Any]) -> None:
+    """Like ``hub relay``: the outbox relay and an audit sealer."""
     hub = _hub()
+    _started()
     stop = _until_term()
-    thread = threading.Thread(target=hub.relay.run, args=(stop,), daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=hub.relay.run, args=(stop,), daemon=True),
+               threading.Thread(target=hub.sealer().run, args=(stop,), daemon=True)]
+    for thread in threads:
+        thread.start()
     _ready()
     stop.wait()
-    thread.join(30)
+    for thread in threads:
+        thread.join(30)
     hub.close()
 
 
 def hub_worker(options: dict[str, Any]) -> None:
     hub = _hub()
+    _started()
     stop = _until_term()
     with hub.run(relay=bool(options.get("with_relay")), cases=int(options.get("cases", 1)),
                  recorder=True, agencies=options.get("agencies") or None,
@@ -117,13 +137,17 @@ def celery_web(options: dict[str, Any]) -> None:
 def celery_worker(options: dict[str, Any]) -> None:
     from celery.signals import worker_ready
 
-    from bench.celery_pipeline import app
+    from bench.celery_pipeline import app, warm
 
+    warm()
     worker_ready.connect(lambda **_: _ready(), weak=False)
     os.environ.setdefault("C_FORCE_ROOT", "1")
     app.worker_main(["worker", "--loglevel=WARNING", f"--pool={options.get('pool', 'threads')}",
                      f"--concurrency={int(options.get('concurrency', 4))}",
                      "--without-heartbeat", "--without-gossip", "--without-mingle",
+                     # A node name of its own: two runs (or another session's) on one RabbitMQ
+                     # must not fight over the exclusive queues of the default ``celery@host``.
+                     f"--hostname=bench-{os.getpid()}-{uuid.uuid4().hex[:6]}@%h",
                      f"--prefetch-multiplier={int(options.get('prefetch_multiplier', 4))}",
                      "-Q", os.environ["BENCH_CELERY_QUEUE"]])
 

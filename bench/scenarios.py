@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 from bench import drive as d
@@ -35,12 +36,32 @@ def half_rate(peak: float) -> float:
     return max(5.0, round(peak / 2, 1))
 
 
-# -- the simulator, shared by every scenario ------------------------------------------------
+# -- the PKI and the simulator, shared by every scenario --------------------------------------
+
+@contextlib.contextmanager
+def dev_pki(ctx: Context) -> Iterator[str]:
+    """One development PKI for the run (`hub.keys.init_keys`: CA, the hub's and the agencies'
+    keys and certificates, data keys) in a temporary directory, removed afterwards."""
+    from hub.keys import init_keys
+
+    with tempfile.TemporaryDirectory(prefix="hub-bench-keys-") as keys_dir:
+        init_keys(Path(keys_dir))
+        ctx.keys_dir = keys_dir
+        try:
+            yield keys_dir
+        finally:
+            ctx.keys_dir = ""
+
 
 @contextlib.contextmanager
 def simulator(ctx: Context) -> Iterator[str]:
+    """The NARSA simulator on the run's PKI: it verifies the JWS of every request (signed by
+    the hub's key) and signs every answer, as the agency would."""
+    if not ctx.keys_dir:
+        raise RuntimeError("the simulator needs the run's PKI: enter dev_pki(ctx) first")
     group = ProcessGroup()
-    child = group.start("simulator", [*ROLES, "simulator", json.dumps({"threads": 4})])
+    child = group.start("simulator", [*ROLES, "simulator", json.dumps(
+        {"threads": 4, "keys_dir": ctx.keys_dir})])
     ctx.simulator = group
     ctx.simulator_url = child.ready_line.split()[1]  # type: ignore[attr-defined]
     try:
@@ -120,8 +141,8 @@ def direct(ctx: Context, *, rate: float | None = None, label: str = "peak") -> F
         figures = d.drive(group, _spec(
             ctx, target="direct", url=ctx.simulator_url, path="/api/v1/licence-verifications",
             mode=mode, rate=rate or 0.0, senders=ctx.profile.direct_concurrency,
-            window=ctx.profile.direct_concurrency), scenario="direct", completions=None,
-            observe=ctx.simulator)
+            window=ctx.profile.direct_concurrency, keys_dir=ctx.keys_dir), scenario="direct",
+            completions=None, observe=ctx.simulator)
     ctx.say(f"direct {label}: {figures.throughput:.0f} calls/s p99 {figures.p99_ms or 0:.1f} ms")
     return figures
 

@@ -28,42 +28,38 @@ TARGETS = {
     "soak_rss_slope_mb_per_min": ("<=", 0.5, "hub worker memory slope over the soak (MB/min)"),
 }
 
-HUB_INCLUDES = ("HTTP intake (waitress + Flask: JSON Schema validation, case + history + exchange"
-                " + outbox + audit in one transaction), outbox relay (publish with confirms),"
-                " RabbitMQ quorum queue, connector worker (parse + seal check, idempotency, map,"
-                " OpenAPI validation, {signing}HTTP call to the simulator, answer validated and"
-                " mapped, one transaction: processed mark + exchange + reply in outbox + audit),"
-                " relay, case worker (apply answer, status change, history, audit); PostgreSQL")
+HUB_INCLUDES = ("HTTP intake (waitress + Flask: JSON Schema validation, envelope sealed (JWS), case"
+                " + history + exchange + outbox + audit in one transaction), outbox relay (publish"
+                " with confirms), RabbitMQ quorum queue, connector worker (parse + seal check,"
+                " idempotency, map, OpenAPI validation, request signed (JWS), HTTP call to the"
+                " simulator, answer signature verified, validated and mapped, one transaction:"
+                " processed mark + exchange + sealed reply in outbox + audit), relay, case worker"
+                " (seal check, apply answer, status change, history, audit); PostgreSQL")
 CELERY_INCLUDES = ("HTTP intake (waitress + Flask: same JSON Schema, apply_async with publisher"
                    " confirms), Celery worker (threads pool, acks_late) through the same NARSA"
-                   " connector (map, OpenAPI validation, {signing}HTTP call, answer validated and"
-                   " mapped), result row written to PostgreSQL (idempotent on the request id)")
-DIRECT_INCLUDES = ("the load generator POSTs NARSA's wire request (made with the hub's mapping) to"
-                   " the simulator and parses the answer; keep-alive connections, no hub")
+                   " connector (map, OpenAPI validation, request signed (JWS), HTTP call, answer"
+                   " signature verified, validated and mapped), result row written to PostgreSQL"
+                   " (idempotent on the request id)")
+DIRECT_INCLUDES = ("the load generator POSTs NARSA's wire request (made with the hub's mapping,"
+                   " signed with a detached JWS) to the simulator, verifies the answer's signature"
+                   " and parses it; keep-alive connections, no hub")
 
 
-def signing_in_path() -> bool:
-    """True when the NARSA connector signs its requests (the security layer is configured)."""
-    try:
-        from connectors.narsa.connector import NarsaConnector
-        from connectors.rest import RestConnector
-
-        return NarsaConnector.sign_request is not RestConnector.sign_request
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def message_bytes() -> int:
-    """Size of a sealed request envelope of the workload: the raw broker scenario's message."""
+def message_bytes(keys_dir: str) -> int:
+    """Size of a sealed request envelope of the workload (the hub's JWS seal over the run's
+    keys): the raw broker scenario's message."""
     from bench import workload
+    from hub.config import Settings
     from hub.envelope import Envelope, SchemaRef
-    from hub.seal import HmacSeal
+    from hub.keys import HubKeys
+    from hub.seal import JwsSeal
 
+    keys = HubKeys.load(Settings.from_env({"HUB_KEYS_DIR": keys_dir}))
     envelope = Envelope.new(correlation_id="DLA-2026-ABCDEFG", service=workload.SERVICE,
                             kind="request", sender="ES-MAD", recipient="narsa",
                             schema=SchemaRef(name="narsa.verify_licence.request", version="1"),
                             payload=workload.canonical_payload(workload.intake_request(1)))
-    return len(HmacSeal(b"k" * 32).seal(envelope).to_bytes())
+    return len(JwsSeal(keys.signer, keys.trust).seal(envelope).to_bytes())
 
 
 def _latency_rate(common: float, own_peak: float) -> float:
@@ -73,21 +69,23 @@ def _latency_rate(common: float, own_peak: float) -> float:
 def run_suite(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
     started = time.time()
-    signed = signing_in_path()
     res: dict[str, Any] = {"meta": {
         "mode": p.name, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cores": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30),
-        "python": platform.python_version(), "signed": signed,
+        "python": platform.python_version(),
+        # Every path signs: the hub (seal, request JWS, answer verified), the Celery pipeline
+        # and the direct calls (request JWS, answer verified), on one PKI per run.
+        "signed": True,
         "warmup_s": p.warmup, "duration_s": p.duration, "window": p.window,
         "connector_threads_per_worker": p.concurrency}}
-    with scenarios.simulator(ctx):
+    with scenarios.dev_pki(ctx), scenarios.simulator(ctx):
         # 3. the hub, 1, 2 and 4 worker processes: peak, then latency at half of that peak.
         hub: dict[str, Any] = {}
         for workers in p.hub_workers:
             with pipelines.hub_deployment(ctx, workers=workers) as deployment:
                 runs = pipelines.peak_and_half(ctx, deployment)
             hub[str(workers)] = scenarios._scenario(
-                runs, includes=HUB_INCLUDES.format(signing="signing, " if signed else ""),
+                runs, includes=HUB_INCLUDES,
                 workers=workers)
         best = max(hub, key=lambda w: hub[w]["throughput"])
         hub_peak = hub[best]["throughput"]
@@ -95,7 +93,8 @@ def run_suite(ctx: Context) -> dict[str, Any]:
         res["hub"] = {"best_workers": int(best), **hub[best], "by_workers": hub}
 
         # 1. raw broker, 2. direct calls.
-        res["raw_broker"] = scenarios.raw_broker(ctx, message_bytes(), rate=common)
+        res["raw_broker"] = scenarios.raw_broker(ctx, message_bytes(ctx.keys_dir),
+                                                 rate=common)
         direct_runs = {"peak": scenarios.direct(ctx)}
         direct_runs["half"] = scenarios.direct(ctx, rate=common, label=f"at {common}/s")
         res["direct"] = scenarios._scenario(direct_runs, includes=DIRECT_INCLUDES)
@@ -117,7 +116,7 @@ def run_suite(ctx: Context) -> dict[str, Any]:
             runs["half"] = pipelines.run(ctx, deployment, rate=rate, offset=10**6)
         ctx.say(f"celery: {runs['peak'].throughput:.0f}/s, p99 {runs['half'].p99_ms or 0:.0f} ms")
         res["celery"] = scenarios._scenario(
-            runs, includes=CELERY_INCLUDES.format(signing="signing, " if signed else ""),
+            runs, includes=CELERY_INCLUDES,
             workers=int(best))
 
         # 6. scale, then the curves and the soak (full mode).

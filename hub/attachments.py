@@ -140,12 +140,24 @@ class AttachmentStore:
 
     # -- claiming ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _rows(session: Session, data: Mapping[str, Any]) -> dict[str, AttachmentRow]:
+        """The rows of every document ``data`` names, in one query (not one per document; the
+        session's identity map holds rows weakly, so a later ``get`` would query again)."""
+        references = {reference for _, reference in document_fields(data)}
+        if not references:
+            return {}
+        return {row.id: row for row in session.scalars(
+            select(AttachmentRow).where(AttachmentRow.id.in_(sorted(references))))}
+
     def problems(self, session: Session, data: Mapping[str, Any], *,
-                 case_id: str | None = None) -> list[dict[str, str]]:
+                 case_id: str | None = None,
+                 rows: Mapping[str, AttachmentRow] | None = None) -> list[dict[str, str]]:
         """Field errors for document references that do not exist or belong to another case."""
+        rows = self._rows(session, data) if rows is None else rows
         errors = []
         for field, reference in document_fields(data):
-            row = session.get(AttachmentRow, reference)
+            row = rows.get(reference)
             if row is None or row.kind != "applicant" or \
                     (row.case_id is not None and row.case_id != case_id):
                 errors.append({"field": field, "code": "document_unknown",
@@ -155,13 +167,13 @@ class AttachmentStore:
     def claim(self, session: Session, case: CaseRow, data: Mapping[str, Any]) -> None:
         """Bind every document ``data`` names to ``case``; raises `SchemaViolation` (422) for
         references that are unknown or another case's, before changing anything."""
-        errors = self.problems(session, data, case_id=case.id)
+        rows = self._rows(session, data)
+        errors = self.problems(session, data, case_id=case.id, rows=rows)
         if errors:
             raise SchemaViolation("some documents are not available", errors=errors)
         now = utcnow()
         for field, reference in document_fields(data):
-            row = session.get(AttachmentRow, reference)
-            assert row is not None  # checked above, in this transaction
+            row = rows[reference]  # checked above, in this transaction
             if row.case_id is None:
                 row.case_id, row.claimed_at = case.id, now
             row.field = field

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -90,12 +90,14 @@ class OutboxRelay:
                 log.info("outbox relay: notifications unavailable (%s); polling", exc)
                 stop.wait(1.0)
 
-    def _claim(self, session: Session) -> list[OutboxRow]:
-        query = (select(OutboxRow).where(OutboxRow.sent_at.is_(None))
+    def _claim(self, session: Session) -> list[Any]:
+        """Unsent rows, oldest first, as plain rows of the outbox's columns: the relay only reads
+        them (an ORM instance per message was a fifth of the relay's CPU)."""
+        query = (select(*OutboxRow.__table__.c).where(OutboxRow.sent_at.is_(None))
                  .order_by(OutboxRow.id).limit(self.batch))
         if self.store.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        return list(session.scalars(query))
+        return list(session.execute(query).all())
 
     def run_once(self) -> int:
         """Publish one batch; returns how many rows were handed over (published or parked)."""
@@ -114,7 +116,7 @@ class OutboxRelay:
         self.published += len(done)
         return len(done)
 
-    def _publish(self, session: Session, rows: list[OutboxRow], done: list[int]) -> None:
+    def _publish(self, session: Session, rows: list[Any], done: list[int]) -> None:
         assert self._broker is not None
         routed = [row for row in rows if not row.queue]
         try:
@@ -136,7 +138,7 @@ class OutboxRelay:
                 self._park(session, row, exc)
             done.append(row.id)
 
-    def _park(self, session: Session, row: OutboxRow, error: HubError) -> None:
+    def _park(self, session: Session, row: Any, error: HubError) -> None:
         from hub.deadletters import park_headers, record
 
         log.error("outbox row %s cannot be published: %s", row.id, error.message,
@@ -157,6 +159,9 @@ class OutboxRelay:
             threading.Thread(target=self._listen, args=(stop,), name="relay-listen",
                              daemon=True).start()
         while not stop.is_set():
+            # Cleared before the pass, not after the wait: a wake-up arriving between the two
+            # would otherwise be lost and its rows wait for the next poll.
+            self._wake.clear()
             try:
                 count = self.run_once()
             except HubError as exc:
@@ -169,13 +174,12 @@ class OutboxRelay:
                 continue
             if count < self.batch:
                 self._wake.wait(self.poll_interval)
-                self._wake.clear()
         if self._broker is not None:
             self._broker.close()
             self._broker = None
 
 
-    def _body(self, row: OutboxRow) -> bytes:
+    def _body(self, row: Any) -> bytes:
         if row.body_key is None:
             return row.body  # written in clear (before encryption at rest)
         if self.store.privacy is None:
@@ -183,6 +187,6 @@ class OutboxRelay:
                                  code="config.keys")
         return self.store.privacy.open_body(row.body, row.body_key, message_id=row.message_id)
 
-    def _message(self, row: OutboxRow) -> Message:
+    def _message(self, row: Any) -> Message:
         return Message(body=self._body(row), message_id=row.message_id,
                        routing_key=row.routing_key, headers=dict(row.headers or {}))

@@ -99,7 +99,8 @@ class Submissions:
             errors += self.hub.attachments.problems(session, data)
             if errors:
                 raise SchemaViolation(f"{service} request refers to unknown data", errors=errors)
-            opened = self.hub.cases.open(session, service, data, actor=actor, language=language)
+            opened = self.hub.cases.open(session, service, data, actor=actor, language=language,
+                                         validated=True)
             self.hub.attachments.claim(session, opened.case, data)
         self.hub.relay.wake()
         return opened

@@ -205,12 +205,31 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for hub in built:
         if hub.settings.broker_url.startswith("amqp"):
-            try:
-                with hub.open_broker() as broker:
-                    broker.delete_topology()
-            except Exception:  # noqa: BLE001 - best effort clean-up
-                pass
+            delete_rabbitmq_namespace(hub)
         hub.close()
+
+
+def delete_rabbitmq_namespace(hub: Any) -> None:
+    """Delete the hub's queues and exchange, and those of the packaged default topology in the
+    same namespace: a CLI command run by a test (``hub dlq replay``...) builds its hub from the
+    environment, without the test's agency overrides, and declares the default retry ladders.
+    Left behind, quorum queues pile up on the broker and slow every later connection."""
+    from hub.broker import open_broker
+    from hub.broker.topology import Topology
+    from hub.runtime import CASE_RETRY
+
+    from connectors.registry import load_agencies
+
+    defaults = Topology.for_hub(
+        hub.topology.namespace,
+        {name: config.retry.policy().ladder for name, config in load_agencies().items()},
+        case_retry_delays=CASE_RETRY.ladder)
+    for topology in (hub.topology, defaults):
+        try:
+            with open_broker(hub.settings.broker_url, topology) as broker:
+                broker.delete_topology()
+        except Exception:  # noqa: BLE001 - best effort clean-up
+            pass
 
 
 # -- a TCP proxy to cut connections on demand (also used by `hub chaos`) ----------------------

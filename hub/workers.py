@@ -189,8 +189,9 @@ class ConnectorWorker(Consumer):
         if envelope.kind != "request":
             raise UnknownRoute(f"{self.component} only sends requests, got a {envelope.kind}")
         # A transaction, not a bare session: a database that is restarting then surfaces as
-        # StoreUnavailable (retried) instead of an unexpected error (parked).
-        with self.store.transaction() as session:
+        # StoreUnavailable (retried) instead of an unexpected error (parked). Read-only: on
+        # SQLite it does not wait for the write lock behind other threads' commits.
+        with self.store.transaction(read_only=True) as session:
             done = was_processed(session, self.component, message_id)
         if done:
             delivery.ack()

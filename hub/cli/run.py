@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hub.cli.common import build_hub, settings, wait_for_signal
+from hub.runtime import settle_process
 
 
 def register(main: click.Group) -> None:
@@ -54,6 +55,7 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     hub = build_hub()
     hub.setup()
     app = create_app(hub)
+    settle_process()
     config = hub.settings
     click.echo(f"serving on http://{host or config.http_host}:{port or config.http_port}", err=True)
     waitress_serve(app, host=host or config.http_host, port=port or config.http_port,
@@ -74,6 +76,7 @@ def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, case
     """Run connector workers, the case worker and the dead-letter recorder until SIGTERM."""
     hub = build_hub()
     hub.setup()
+    settle_process()
     with hub.run(relay=with_relay, cases=case_threads if cases else 0, recorder=recorder,
                  agencies=agencies or None, concurrency=concurrency) as runner:
         click.echo(f"worker running: {', '.join(t.name for t in runner.threads)}", err=True)
@@ -85,6 +88,7 @@ def relay() -> None:
     """Run the outbox relay (and the audit sealer) until SIGTERM."""
     hub = build_hub()
     hub.setup()
+    settle_process()
     stop = threading.Event()
     threads = [threading.Thread(target=hub.relay.run, args=(stop,), name="relay", daemon=True),
                # The relay process also chains audit records (several sealers coordinate).

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigurationError, HubError, StoreUnavailable
@@ -59,8 +60,9 @@ class Store:
         elif url.startswith("postgresql"):
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 10)
-            engine_options.setdefault("pool_pre_ping", True)
             engine = create_engine(url, **engine_options)
+            if not engine_options.get("pool_pre_ping"):
+                _ping_idle_connections(engine)
         else:
             raise ConfigurationError(f"unsupported database URL {url.split(':', 1)[0]!r}:"
                                      " use sqlite:/// or postgresql://")
@@ -71,11 +73,19 @@ class Store:
         return self.engine.dialect.name
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any error."""
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error.
+
+        ``read_only``: the unit of work only reads. On SQLite it then begins ``DEFERRED``
+        instead of ``IMMEDIATE``, so it does not queue for the write lock behind every writer's
+        commit (a WAL reader never blocks and is never blocked); a read-only unit of work never
+        upgrades to a write, so the deadlock ``IMMEDIATE`` prevents cannot happen.
+        """
         session = self._sessions()
         try:
             with session.begin():
+                if read_only and self.dialect == "sqlite":
+                    session.connection(execution_options={_DEFERRED: True})
                 yield session
         except HubError:
             raise
@@ -117,6 +127,40 @@ def _is_transient(exc: DBAPIError) -> bool:
                     "08006"}
 
 
+#: Execution option of `Store.transaction(read_only=True)` on SQLite: begin DEFERRED.
+_DEFERRED = "hub_sqlite_deferred"
+
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 2.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle in the pool.
+
+    A restarted or failed-over database leaves dead connections in the pool; ``pool_pre_ping``
+    catches them by sending ``SELECT 1`` before *every* unit of work, a round trip per
+    transaction that profiles showed on every message. Connections returned less than
+    `IDLE_PING_SECONDS` ago were alive a moment ago, so only idle ones are pinged; a dead one is
+    replaced before use (the pool retries the checkout). A connection that dies under load
+    fails its statement instead, and the caller's unit of work is retried (`StoreUnavailable`)
+    on a fresh connection, since SQLAlchemy invalidates the pool on a disconnect.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("checked_in_at")
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure: this connection is unusable
+            raise DisconnectionError(f"idle connection is gone: {exc!r}") from exc
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -133,7 +177,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        deferred = conn.get_execution_options().get(_DEFERRED)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 # Registers the flush hook that seals personal data (after the models, which it uses).

@@ -54,6 +54,10 @@ def test_every_scenario_runs_and_reports_the_json_keys(rabbitmq_url: str, postgr
     assert set(results["hub"]["by_workers"]) == {"1"}
     assert results["hub"]["cpu_cores"] > 0 and results["hub"]["peak_rss_mb"] > 0
     assert results["scale"]["points"][0]["stored_cases"] == 100
+    # The grown chain (filled records included) is sealed, checkpointed and verifies intact.
+    audit = results["scale"]["points"][0]["audit"]
+    assert audit["available"] and audit["intact"] and audit["full_records_checked"] > 600
+    assert results["meta"]["signed"] is True
     assert set(results["targets"]) >= {"hub_direct_ratio", "hub_throughput", "hub_celery_ratio",
                                        "hub_p99_added_ms", "embedded_throughput"}
     page = (tmp_path / "docs" / "benchmarks.md").read_text()

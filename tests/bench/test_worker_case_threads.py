@@ -36,6 +36,8 @@ def _invoke(monkeypatch: Any, *args: str) -> dict[str, Any]:
     fake = _FakeHub()
     monkeypatch.setattr(run, "build_hub", lambda: fake)
     monkeypatch.setattr(run, "wait_for_signal", lambda stop: stop.set())
+    # The service's process tuning (GC, switch interval) is not for the test runner's process.
+    monkeypatch.setattr(run, "settle_process", lambda: None)
     result = CliRunner().invoke(main, ["worker", *args])
     assert result.exit_code == 0, result.output
     return fake.runs[0]

@@ -259,7 +259,7 @@ def test_publisher_survives_connection_loss(connect, topology, broker_kind, rabb
         broker = connect()
 
         def sever() -> int:
-            broker._conn.close()  # noqa: SLF001 - the file handle vanishes under the adapter
+            broker.sever()  # the file handle vanishes under the adapter
             return 1
 
     broker.publish(message(b'{"before":1}'))

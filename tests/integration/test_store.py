@@ -132,3 +132,70 @@ def test_migrations_and_models_agree(tmp_path):
         differences = compare_metadata(context, Base.metadata)
     store.dispose()
     assert differences == []
+
+
+def test_a_read_only_unit_of_work_on_sqlite_does_not_queue_behind_a_writer(tmp_path):
+    # Writers begin IMMEDIATE and hold the write lock until they commit; a read-only unit of
+    # work begins DEFERRED and reads the last committed state meanwhile (WAL).
+    store = Store.from_url(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.upgrade()
+    with store.transaction() as session:
+        mark_processed(session, "cases", "m-1")
+    writing, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store.transaction() as session:
+            mark_processed(session, "cases", "m-2")
+            writing.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert writing.wait(10)
+        seen: list[tuple[bool, bool]] = []
+
+        def reader() -> None:
+            with store.transaction(read_only=True) as session:
+                seen.append((was_processed(session, "cases", "m-1"),
+                             was_processed(session, "cases", "m-2")))
+
+        read = threading.Thread(target=reader)
+        read.start()
+        read.join(10)
+        # Done while the writer still holds the lock: committed m-1, not the uncommitted m-2.
+        assert seen == [(True, False)] and not release.is_set()
+    finally:
+        release.set()
+        thread.join(10)
+    with store.transaction(read_only=True) as session:
+        assert was_processed(session, "cases", "m-2")
+    store.dispose()
+
+
+def test_an_idle_postgres_connection_the_server_dropped_is_replaced_before_use(postgres_url,
+                                                                              monkeypatch):
+    import hub.store as store_module
+    from sqlalchemy import create_engine, text
+
+    from hub.store import normalize_url
+
+    store = Store.from_url(postgres_url, pool_size=1, max_overflow=0)
+    pings: list[int] = []
+    real_ping = store.engine.dialect.do_ping
+    monkeypatch.setattr(store.engine.dialect, "do_ping",
+                        lambda conn: (pings.append(1), real_ping(conn))[1])
+    with store.transaction() as session:
+        backend = session.scalar(text("SELECT pg_backend_pid()"))
+    with store.transaction() as session:  # returned a moment ago: used without a ping
+        assert session.scalar(text("SELECT pg_backend_pid()")) == backend
+    assert pings == []
+    admin = create_engine(normalize_url(postgres_url))
+    with admin.begin() as conn:
+        assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    admin.dispose()
+    monkeypatch.setattr(store_module, "IDLE_PING_SECONDS", 0.0)  # the connection is "idle" now
+    with store.transaction() as session:  # the ping finds it dead; a new connection serves
+        assert session.scalar(text("SELECT pg_backend_pid()")) != backend
+    assert pings
+    store.dispose()
