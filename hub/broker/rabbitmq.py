@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import pika
 import pika.exceptions as pex
+from pika.adapters.utils import connection_workflow
 
 from hub import broker as b
 from hub.broker import Broker, Delivery, Handler, Headers, Message
@@ -38,7 +39,12 @@ log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (pex.AMQPConnectionError, pex.AMQPChannelError, pex.StreamLostError,
                       pex.ConnectionWrongStateError, pex.ChannelWrongStateError, ConnectionError,
-                      OSError)
+                      OSError,
+                      # A handshake that times out (a busy broker) can surface as pika's
+                      # connection-workflow errors, which are none of the above: uncaught, they
+                      # ended the relay's thread and the hub stopped publishing.
+                      connection_workflow.AMQPConnectorException,
+                      connection_workflow.AMQPConnectionWorkflowFailed)
 
 
 def _plain_headers(headers: dict[str, Any] | None) -> Headers:
