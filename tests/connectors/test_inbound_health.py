@@ -19,31 +19,8 @@ from hub.store.models import AuditRow, OutboxRow
 from hub.testing import wait_for
 
 ROUTES = Path(__file__).parent.parent / "e2e" / "agency_routes"
-CLEARANCE_ONLY = """
-name: clearance_only
-version: "1"
-reference_prefix: TCL
-intake_schema: v1/testing/any_object.json
-states: {submitted: {initial: true}, checking: {}, cleared: {final: true},
-         refused: {final: true}, more_information: {final: true}}
-transitions:
-  - {from: submitted, to: checking, by: [hub]}
-  - {from: checking, to: cleared, by: [hub]}
-  - {from: checking, to: refused, by: [hub]}
-  - {from: checking, to: more_information, by: [hub]}
-route:
-  start_status: checking
-  complete_status: cleared
-  steps:
-    - name: clearance
-      agency: health
-      operation: sanitary_clearance
-      input: [deceased, certificates, transport]
-      outcomes:
-        cleared: continue
-        refused: {status: refused}
-        more_information: {status: more_information}
-"""
+#: A test service asking Health only (its definition is data, as every service is).
+CLEARANCE_ONLY = Path(__file__).parent.parent / "data" / "clearance_only"
 
 
 def clearance(cause: str = "cardiac arrest", non_contagion: bool = True) -> dict:
@@ -52,10 +29,8 @@ def clearance(cause: str = "cardiac arrest", non_contagion: bool = True) -> dict
 
 
 @pytest.fixture
-def world(agency_hub, tmp_path: Path):  # type: ignore[no-untyped-def]
-    (tmp_path / "routes").mkdir()
-    (tmp_path / "routes" / "clearance_only.yaml").write_text(CLEARANCE_ONLY)
-    return agency_hub(extra_definitions=[tmp_path / "routes"])
+def world(agency_hub):  # type: ignore[no-untyped-def]
+    return agency_hub(extra_definitions=[CLEARANCE_ONLY])
 
 
 def _callback(world, exchange_id: str, body: dict, *, token: str | None = None,  # type: ignore[no-untyped-def]

@@ -103,38 +103,12 @@ def credentials(tmp_path: Path) -> Credentials:
 
 
 #: A test service asking Health only, so that nothing else moves while a callback is refused.
-CLEARANCE_ONLY = """
-name: clearance_only
-version: "1"
-reference_prefix: TCL
-intake_schema: v1/testing/any_object.json
-states: {submitted: {initial: true}, checking: {}, cleared: {final: true},
-         refused: {final: true}, more_information: {final: true}}
-transitions:
-  - {from: submitted, to: checking, by: [hub]}
-  - {from: checking, to: cleared, by: [hub]}
-  - {from: checking, to: refused, by: [hub]}
-  - {from: checking, to: more_information, by: [hub]}
-route:
-  start_status: checking
-  complete_status: cleared
-  steps:
-    - name: clearance
-      agency: health
-      operation: sanitary_clearance
-      input: [deceased, certificates, transport]
-      outcomes:
-        cleared: continue
-        refused: {status: refused}
-        more_information: {status: more_information}
-"""
+CLEARANCE_ONLY = Path(__file__).parent.parent / "data" / "clearance_only"
 
 
 @pytest.fixture
 def world(agency_hub, credentials, tmp_path: Path):  # type: ignore[no-untyped-def]
-    (tmp_path / "routes").mkdir()
-    (tmp_path / "routes" / "clearance_only.yaml").write_text(CLEARANCE_ONLY)
-    world = agency_hub(extra_definitions=[tmp_path / "routes"],
+    world = agency_hub(extra_definitions=[CLEARANCE_ONLY],
                        env={"HUB_REPLAY_WINDOW": str(WINDOW), "HUB_MAX_MESSAGE_BYTES": str(LIMIT)})
     # A JWS names its certificate by thumbprint, so the hub must know the expired and revoked
     # ones for their dates and the CRL to be what refuses them (rather than "unknown kid").
