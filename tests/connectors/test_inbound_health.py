@@ -18,7 +18,6 @@ from connectors.samples import certificates, deceased
 from hub.store.models import AuditRow, OutboxRow
 from hub.testing import wait_for
 
-ROUTES = Path(__file__).parent.parent / "e2e" / "agency_routes"
 #: A test service asking Health only (its definition is data, as every service is).
 CLEARANCE_ONLY = Path(__file__).parent.parent / "data" / "clearance_only"
 
