@@ -5,6 +5,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -47,6 +48,16 @@ def wait_for_signal(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
     while not stop.is_set():
         stop.wait(0.5)
+
+
+def as_of(now_text: str | None) -> datetime:
+    """The ``--now`` option of the timed commands: an ISO 8601 time (UTC if no zone), or now."""
+    try:
+        now = datetime.fromisoformat(now_text) if now_text else datetime.now(timezone.utc)
+    except ValueError:
+        raise click.BadParameter("use ISO 8601, e.g. 2029-03-01T00:00:00+00:00",
+                                 param_hint="--now") from None
+    return now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)
 
 
 def emit_json(value: Any) -> None:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 
 import click
 
-from hub.cli.common import build_hub, emit_json, wait_for_signal
+from hub.cli.common import as_of, build_hub, emit_json, wait_for_signal
 
 
 def register(main: click.Group) -> None:
@@ -25,12 +24,7 @@ def sweep(now_text: str | None) -> None:
     """Apply every deadline that has passed and send due reminders, once."""
     from hub.deadlines import DeadlineSweeper
 
-    try:
-        now = datetime.fromisoformat(now_text) if now_text else datetime.now(timezone.utc)
-    except ValueError:
-        raise click.BadParameter("use ISO 8601, e.g. 2029-03-01T00:00:00+00:00") from None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = as_of(now_text)
     hub = build_hub()
     hub.setup()
     report = DeadlineSweeper(hub).sweep(now)

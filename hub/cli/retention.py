@@ -1,11 +1,10 @@
 """``hub retention``: remove the personal data of closed cases whose retention is over."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import click
 
-from hub.cli.common import build_hub, emit_json
+from hub.cli.common import as_of, build_hub, emit_json
 
 
 def register(main: click.Group) -> None:
@@ -25,12 +24,7 @@ def run(dry_run: bool, now_text: str | None) -> None:
     """Anonymize closed cases past their retention (audited), purge old messages, once."""
     from hub.retention import RetentionSweeper
 
-    try:
-        now = datetime.fromisoformat(now_text) if now_text else datetime.now(timezone.utc)
-    except ValueError:
-        raise click.BadParameter("use ISO 8601, e.g. 2029-03-01T00:00:00+00:00") from None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+    now = as_of(now_text)
     hub = build_hub()
     try:
         hub.setup()
