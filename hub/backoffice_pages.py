@@ -38,6 +38,7 @@ from hub.errors import (AccessDenied, IllegalTransition, MessageTooLarge, Schema
                         SecurityError, UnknownRoute, UnknownService, UnsupportedMediaType)
 from hub.forms import FormField, field_label, find_field, form_fields, localize_errors
 from hub.guide import service_title
+from hub.pages import page_translator  # one rule for the language in a page's URL
 from hub.i18n import NATIVE_NAMES, Translator, best_language, translator
 from security.tokens import MAX_TTL, Principal
 
@@ -117,12 +118,6 @@ def _desk() -> StaffDesk:
     return current_app.extensions["hub.desk"]
 
 
-def _translator(lang: str) -> Translator:
-    if lang not in LANGUAGES:
-        abort(404)
-    return translator(lang)
-
-
 def _render(template: str, t: Translator, status: int = 200, *, here: str | None = None,
             **context: Any) -> tuple[str, int]:
     """The page; ``here`` is its address for the language switcher (a form's answer is shown
@@ -199,7 +194,7 @@ def home() -> Response:
 
 @blueprint.route("/<lang>/sign-in", methods=["GET", "POST"])
 def sign_in(lang: str) -> Any:
-    t = _translator(lang)
+    t = page_translator(lang)
     target = safe_next(request.values.get("next"), lang)
     if request.method == "GET":
         if g.csrf:  # a session (or a form shown earlier): its CSRF token serves this form
@@ -245,7 +240,7 @@ def start(lang: str) -> Response:
 
 @blueprint.get("/<lang>/cases")
 def cases(lang: str) -> tuple[str, int]:
-    t = _translator(lang)
+    t = page_translator(lang)
     catalog = _hub().catalog
     service = request.args.get("service") or None
     status = request.args.get("status") or None
@@ -289,7 +284,7 @@ def record_fields(schema: dict[str, Any]) -> list[FormField]:
 def _case_page(lang: str, reference: str, *, status: int = 200, error: str | None = None,
                errors: list[dict[str, Any]] | None = None, values: dict[str, str] | None = None,
                moved: str | None = None) -> tuple[str, int]:
-    t = _translator(lang)
+    t = page_translator(lang)
     detail = _desk().case(g.principal, reference)  # scope, and the audit of a read of contents
     moves = []
     if "next" in detail:
@@ -359,7 +354,7 @@ def case(lang: str, reference: str) -> tuple[str, int]:
 
 @blueprint.post("/<lang>/cases/<reference>/transitions")
 def transition(lang: str, reference: str) -> Any:
-    t = _translator(lang)
+    t = page_translator(lang)
     reference = reference.strip().upper()
     to = request.form.get("to", "")
     expected = request.form.get("from") or None
@@ -434,7 +429,7 @@ def _record(reference: str, to: str, values: dict[str, str]) -> dict[str, Any] |
 
 @blueprint.get("/<lang>/cases/<reference>/documents/<attachment>")
 def document(lang: str, reference: str, attachment: str) -> Response:
-    _translator(lang)
+    page_translator(lang)
     content, content_type = _desk().document(g.principal, reference.strip().upper(), attachment)
     return Response(content, mimetype=content_type,
                     headers={"Content-Disposition": f'attachment; filename="{attachment}"'})

@@ -43,7 +43,7 @@ def _hub() -> Any:
     return current_app.extensions["hub"]
 
 
-def _translator(lang: str) -> Translator:
+def page_translator(lang: str) -> Translator:
     if lang not in LANGUAGES:
         abort(404)
     return translator(lang)
@@ -65,7 +65,7 @@ def home() -> Response:
 
 @blueprint.get("/<lang>/")
 def services(lang: str) -> tuple[str, int]:
-    t = _translator(lang)
+    t = page_translator(lang)
     offered = [(d.name, service_title(d, t), t(d.guide.summary) if d.guide else "")
                for d in _hub().catalog if not _inbound_only(d)]
     return _render("services.html", t, services=offered)
@@ -78,7 +78,7 @@ def _inbound_only(definition: Any) -> bool:
 
 @blueprint.route("/<lang>/services/<service>", methods=["GET", "POST"])
 def service_form(lang: str, service: str) -> tuple[str, int]:
-    t = _translator(lang)
+    t = page_translator(lang)
     definition = _hub().catalog.get(service)  # 404 for an unknown service
     if _inbound_only(definition):
         abort(404)
@@ -180,7 +180,7 @@ def _set(document: dict[str, Any], path: str, value: Any) -> None:
 
 @blueprint.route("/<lang>/track", methods=["GET", "POST"])
 def track(lang: str) -> tuple[str, int]:
-    t = _translator(lang)
+    t = page_translator(lang)
     reference = (request.values.get("reference") or "").strip().upper()
     if request.method == "GET":
         return _render("track.html", t, reference=reference, case=None, error=None)

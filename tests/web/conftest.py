@@ -16,3 +16,11 @@ def hub(mock_hub):
 def client(hub):
     return create_app(hub).test_client()
 
+
+
+@pytest.fixture
+def staff_app(hub):
+    """The web front with the test staff tokens (`webkit.staff_tokens`) as its authenticator."""
+    from webkit import authenticator, staff_tokens
+
+    return create_app(hub, authenticate=authenticator(staff_tokens()))

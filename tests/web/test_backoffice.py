@@ -5,28 +5,14 @@ import pytest
 from sqlalchemy import select
 
 from hub.cases import find_case
-from hub.demo_scenarios import sample_request
 from hub.mockagencies import wait_for_status
 from hub.store.models import AuditRow, CaseEvent
-from hub.web import create_app
-from webkit import PDF, PNG, authenticator, bearer, staff_tokens, with_uploaded_documents
-
-
-@pytest.fixture
-def staff_app(hub):
-    return create_app(hub, authenticate=authenticator(staff_tokens()))
+from webkit import submit, PDF, PNG, bearer
 
 
 @pytest.fixture
 def web(staff_app):
     return staff_app.test_client()
-
-
-def submit(web, service, **changes):
-    data = with_uploaded_documents(web, sample_request(service, **changes))
-    response = web.post(f"/api/v1/services/{service}/requests", json=data)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 @pytest.fixture

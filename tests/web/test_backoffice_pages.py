@@ -13,30 +13,17 @@ from sqlalchemy import select
 
 from hub import backoffice_pages
 from hub.cases import find_case
-from hub.demo_scenarios import sample_request
 from hub.i18n import translator
 from hub.mockagencies import wait_for_status
 from hub.store.models import AuditRow
 from hub.web import create_app
-from webkit import PDF, PNG, authenticator, staff_tokens, with_uploaded_documents
+from webkit import submit, PDF, PNG, authenticator, staff_tokens
 from test_judicial_documents import _received as judicial_document_received
-
-
-@pytest.fixture
-def staff_app(hub):
-    return create_app(hub, authenticate=authenticator(staff_tokens()))
 
 
 @pytest.fixture
 def api(staff_app):
     return staff_app.test_client()
-
-
-def submit(api, service="consular_registration_new", **changes) -> dict[str, Any]:
-    data = with_uploaded_documents(api, sample_request(service, **changes))
-    response = api.post(f"/api/v1/services/{service}/requests", json=data)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 @pytest.fixture

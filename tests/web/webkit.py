@@ -50,3 +50,13 @@ def authenticator(tokens: dict[str, Any]):
 
 def bearer(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {name}"}
+
+
+def submit(client: Any, service: str = "consular_registration_new", **changes: Any) -> dict[str, Any]:
+    """Submit a sample request of ``service`` (documents uploaded first); the 201 body."""
+    from hub.demo_scenarios import sample_request
+
+    data = with_uploaded_documents(client, sample_request(service, **changes))
+    response = client.post(f"/api/v1/services/{service}/requests", json=data)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
