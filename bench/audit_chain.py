@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from hub.audit import AuditLog, AuditRecord
-from hub.audit_chain import InlineChain, seal_pending
-from hub.idempotency import mark_processed
+from hub.evidence.audit.log import AuditLog, AuditRecord
+from hub.evidence.audit.chain import InlineChain, seal_pending
+from hub.delivery.idempotency import mark_processed
 from hub.store import Store, normalize_url
 
 #: Work a transaction does after its audit append, before it commits (seconds).

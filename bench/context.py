@@ -56,7 +56,7 @@ class Context:
     postgres_admin_url: str
     simulator_url: str = ""
     simulator: ProcessGroup | None = None
-    #: The run's development PKI (`hub.keys.init_keys`), shared by the simulator, every hub
+    #: The run's development PKI (`hub.keyset.init_keys`), shared by the simulator, every hub
     #: deployment, the Celery pipeline and the direct client: every path signs and verifies.
     keys_dir: str = ""
     log: TextIO = field(default=sys.stderr)

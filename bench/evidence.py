@@ -29,10 +29,10 @@ def _per_op(fn: Callable[[], object], n: int, rounds: int = 5) -> float:
 
 def seal_costs(algorithm: str) -> dict[str, float]:
     from hub.config import Settings
-    from hub.demo_scenarios import licence_request
+    from hub.demo.scenarios import licence_request
     from hub.envelope import Envelope
-    from hub.keys import HubKeys, init_keys
-    from hub.seal import JwsSeal
+    from hub.keyset import HubKeys, init_keys
+    from hub.evidence.seal import JwsSeal
 
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings.from_env({

@@ -13,7 +13,7 @@ import contextlib
 import secrets
 from typing import Any, Iterator
 
-from hub.testing import amqp_url, postgres_admin_url, rabbitmq_problem
+from hub.testing.plugin import amqp_url, postgres_admin_url, rabbitmq_problem
 
 
 class ServicesMissing(RuntimeError):

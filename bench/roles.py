@@ -91,7 +91,7 @@ def _started() -> None:
 
 
 def hub_web(options: dict[str, Any]) -> None:
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     app = create_app(_hub())
     _started()

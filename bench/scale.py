@@ -76,7 +76,7 @@ def fill(database_url: str, lo: int, hi: int, chunk: int = 100_000) -> None:
 def chain_filled(store: Any) -> float:
     """Chain the audit records the fill added (the hub's sealers would, in the background,
     during the measurement instead): seconds taken."""
-    from hub.audit_chain import seal_pending
+    from hub.evidence.audit.chain import seal_pending
 
     started = time.perf_counter()
     seal_pending(store, batch=20_000)
@@ -87,8 +87,8 @@ def audit_verification(store: Any, keys: Any, since: int | None) -> dict[str, An
     """Seal what is pending, sign a checkpoint, then time a full verification of the chain and
     the incremental one from ``since`` (the previous point's checkpoint: what a daily check
     re-hashes). Both must find the chain intact."""
-    from hub.audit_chain import make_checkpoint, seal_pending
-    from hub.audit_verify import verify_chain
+    from hub.evidence.audit.chain import make_checkpoint, seal_pending
+    from hub.evidence.audit.verify import verify_chain
 
     seal_pending(store, batch=20_000)
     checkpoint = make_checkpoint(store, keys.signer)
@@ -113,7 +113,7 @@ def scale(ctx: Context, workers: int) -> dict[str, Any]:
     """Throughput and latency at each size of ``ctx.profile.scale_sizes``, on one database that
     grows between the measurements."""
     from hub.config import Settings
-    from hub.keys import HubKeys
+    from hub.keyset import HubKeys
     from hub.store import Store
 
     points = []

@@ -40,9 +40,9 @@ def half_rate(peak: float) -> float:
 
 @contextlib.contextmanager
 def dev_pki(ctx: Context) -> Iterator[str]:
-    """One development PKI for the run (`hub.keys.init_keys`: CA, the hub's and the agencies'
+    """One development PKI for the run (`hub.keyset.init_keys`: CA, the hub's and the agencies'
     keys and certificates, data keys) in a temporary directory, removed afterwards."""
-    from hub.keys import init_keys
+    from hub.keyset import init_keys
 
     with tempfile.TemporaryDirectory(prefix="hub-bench-keys-") as keys_dir:
         init_keys(Path(keys_dir))

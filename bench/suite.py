@@ -51,8 +51,8 @@ def message_bytes(keys_dir: str) -> int:
     from bench import workload
     from hub.config import Settings
     from hub.envelope import Envelope, SchemaRef
-    from hub.keys import HubKeys
-    from hub.seal import JwsSeal
+    from hub.keyset import HubKeys
+    from hub.evidence.seal import JwsSeal
 
     keys = HubKeys.load(Settings.from_env({"HUB_KEYS_DIR": keys_dir}))
     envelope = Envelope.new(correlation_id="DLA-2026-ABCDEFG", service=workload.SERVICE,

@@ -30,7 +30,7 @@ def intake_request(n: int, documents: str = "") -> dict[str, Any]:
     with a licence number and a foreign reference of its own. ``documents``: the upload batch
     whose references it names (`provision_documents` made them); else the demo's references,
     which only pipelines that do not check uploads accept."""
-    from hub.demo_scenarios import licence_request
+    from hub.demo.scenarios import licence_request
 
     data = licence_request("authentic", serial=100000 + n % 800000)
     data["requesting_authority"] = {**data["requesting_authority"], "reference": f"DGT-{n:08d}"}
@@ -83,7 +83,7 @@ def provision_documents(database_url: str, batch: str, first: int, count: int) -
 
 def canonical_payload(data: dict[str, Any]) -> dict[str, Any]:
     """What the route's NARSA step sends (its ``input`` selection), through the hub's router."""
-    from hub import router
+    from hub.cases import router
     from hub.services import ServiceCatalog
 
     global _step

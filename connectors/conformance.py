@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Iterator
 
 import pytest
 
-from connectors.livehub import AgencyHub, LiveServer
+from hub.testing.livehub import AgencyHub, LiveServer
 from connectors.registry import AgencyConfig, build_connector, import_object, load_agencies
 from hub.envelope import Envelope, SchemaRef
 from hub.errors import (AgencyRefusal, AgencyTimeout, AgencyUnavailable, BadAgencyReply, HubError,
@@ -365,7 +365,7 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture
 def agency_hub(hub_factory: Any) -> Iterator[Any]:
     """Build a running hub wired to live agency simulators: ``agency_hub(broker_url=...,
-    database_url=..., extra_definitions=[dir])`` (see `connectors.livehub.AgencyHub`)."""
+    database_url=..., extra_definitions=[dir])`` (see `hub.testing.livehub.AgencyHub`)."""
     built: list[AgencyHub] = []
 
     def make(**options: Any) -> AgencyHub:

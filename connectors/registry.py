@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.errors import ConfigurationError
-from hub.retry import RetryPolicy
+from hub.delivery.retry import RetryPolicy
 
 
 class CircuitBreakerSettings(BaseModel):

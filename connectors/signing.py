@@ -9,7 +9,7 @@ and the trust store (to verify what others send). Profiles (docs/security.md sec
   the X-Road id (`security.jws.sign_detached` / `verify_detached`).
 
 Replay protection (the hub's side): a `MessageSigning` built with a ``verifier``
-(`hub.verification.MessageVerifier`) and a ``seen`` store (`hub.replay.StoreSeenIds`) refuses,
+(`hub.evidence.verification.MessageVerifier`) and a ``seen`` store (`hub.evidence.seen.StoreSeenIds`) refuses,
 after the signature and the certificate, a message whose signed timestamp is outside
 ``HUB_REPLAY_WINDOW`` or whose signed id was already received from that party
 (`ReplayDetected`). The id is the JWS ``jti``; for SOAP the signed X-Road ``id`` of a request,
@@ -47,9 +47,9 @@ class MessageSigning:
     party: str
     signer: Any  # security.keys.Signer
     trust: Any  # security.trust.TrustStore
-    #: Freshness window and seen ids (`hub.verification.MessageVerifier`); None: no replay check.
+    #: Freshness window and seen ids (`hub.evidence.verification.MessageVerifier`); None: no replay check.
     verifier: Any = None
-    #: Default store of seen ids (`hub.replay.StoreSeenIds`), used when a call names none.
+    #: Default store of seen ids (`hub.evidence.seen.StoreSeenIds`), used when a call names none.
     seen: Any = None
 
     @classmethod
@@ -115,7 +115,7 @@ class MessageSigning:
     def check_fresh(self, party: str, message_id: str, created: datetime, *,
                     expires: datetime | None = None, seen: Any = None) -> None:
         """`ReplayDetected` unless ``created`` is inside the window and ``message_id`` is new
-        for ``party`` (recorded in ``seen``, e.g. `hub.replay.SessionSeenIds` to commit the
+        for ``party`` (recorded in ``seen``, e.g. `hub.evidence.seen.SessionSeenIds` to commit the
         mark with the message's effect, else in this view's default store)."""
         if self.verifier is None:
             return

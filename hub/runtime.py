@@ -7,7 +7,7 @@
 
 Every part receives its dependencies from here (store, broker factory, keys, seal, audit,
 connector), so tests swap any of them: ``Hub(settings, connectors={"narsa": lambda: MockConnector(...)})``.
-Keys (`hub.keys.HubKeys`: signing key, trust store, data keys) are loaded once, here; a hub
+Keys (`hub.keyset.HubKeys`: signing key, trust store, data keys) are loaded once, here; a hub
 without keys refuses to start and names ``hub keys init``.
 In production each kind of part runs in its own processes (``hub worker``, ``hub relay``,
 ``hub serve``), any number of each; `run` puts them all in one process for the quick start.
@@ -22,26 +22,26 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from connectors.base import Connector
 from connectors.registry import AgencyConfig, build_connector, load_agencies
-from hub.attachments import AttachmentStore, open_cipher
+from hub.store.attachments import AttachmentStore, open_cipher
 from security.tokens import TokenAuthority
-from hub.audit import AuditLog
-from hub.audit_chain import AuditSealer
-from hub.broker import Broker, open_broker
-from hub.broker.topology import Topology
-from hub.cases import CaseBook, OpenedCase
-from hub.circuit import CircuitBreaker
+from hub.evidence.audit.log import AuditLog
+from hub.evidence.audit.chain import AuditSealer
+from hub.delivery.broker import Broker, open_broker
+from hub.delivery.broker.topology import Topology
+from hub.cases.book import CaseBook, OpenedCase
+from hub.delivery.circuit import CircuitBreaker
 from hub.config import Settings
-from hub.deadletters import DeadLetterRecorder
+from hub.delivery.deadletters import DeadLetterRecorder
 from hub.errors import ConfigurationError
 from hub.ops.hooks import Observer
-from hub.outbox import OutboxRelay
-from hub.privacy import Privacy
-from hub.retry import RetryPolicy
-from hub.keys import HubKeys
-from hub.seal import JwsSeal, Seal
+from hub.delivery.outbox import OutboxRelay
+from hub.store.privacy import Privacy
+from hub.delivery.retry import RetryPolicy
+from hub.keyset import HubKeys
+from hub.evidence.seal import JwsSeal, Seal
 from hub.services import ServiceCatalog
 from hub.store import Store
-from hub.workers import CaseWorker, ConnectorWorker
+from hub.delivery.workers import CaseWorker, ConnectorWorker
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Hub:
         #: Loaded once for the life of the process; parts receive what they need from it.
         self.keys = keys or HubKeys.load(settings)
         self.store = store or Store.from_url(settings.database_url)
-        #: Personal data is sealed with the data keys at every flush (`hub.privacy`).
+        #: Personal data is sealed with the data keys at every flush (`hub.store.privacy`).
         self.store.privacy = Privacy.of(self.keys)
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
@@ -176,8 +176,8 @@ class Hub:
         protection: ``HUB_REPLAY_WINDOW`` and the database's seen message ids."""
         if not hasattr(self, "_signing"):
             from connectors.signing import MessageSigning
-            from hub.replay import StoreSeenIds
-            from hub.verification import MessageVerifier
+            from hub.evidence.seen import StoreSeenIds
+            from hub.evidence.verification import MessageVerifier
 
             self._signing = MessageSigning(
                 party="hub", signer=self.keys.signer, trust=self.keys.trust,

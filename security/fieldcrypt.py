@@ -172,7 +172,7 @@ class KeyRing:
     def reload(self) -> bool:
         """Read the ring's file again (another process rotated or retired); True if it changed.
 
-        Long-running processes call this now and then (`hub.privacy` does, throttled) so that
+        Long-running processes call this now and then (`hub.store.privacy` does, throttled) so that
         they encrypt with the key made active elsewhere instead of the one they started with.
         """
         if self.path is None or not Path(self.path).is_file():

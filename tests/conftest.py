@@ -1,4 +1,4 @@
-"""Shared fixtures beyond the hub's own pytest plugin (`hub.testing`)."""
+"""Shared fixtures beyond the hub's own pytest plugin (`hub.testing.plugin`)."""
 from __future__ import annotations
 
 import pytest

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from hub.chaos import cluster, verify, workload
 from hub.errors import HubError
-from hub.netproxy import TcpProxy
+from hub.testing.netproxy import TcpProxy
 from hub.store import normalize_url
 from hub.store.models import ExchangeRow, OutboxRow
 
@@ -209,7 +209,7 @@ class Run:
     def _replay_parked(self, hub: Any, broker: Any, simulators: dict[str, Any]) -> int:
         """As an operator would once the agencies are back: replay what was parked, wait for it
         to settle. Returns how many dead letters were parked before."""
-        from hub.deadletters import list_dead_letters, replay
+        from hub.delivery.deadletters import list_dead_letters, replay
 
         parked = [d.id for d in list_dead_letters(hub.store, limit=1_000_000)]
         if self.options.replay and parked:
@@ -230,7 +230,7 @@ class Run:
     def execute(self) -> dict[str, Any]:
         from connectors.registry import load_agencies, start_simulators
         from hub.config import Settings
-        from hub.keys import init_keys
+        from hub.keyset import init_keys
         from hub.runtime import Hub
         from hub.services import ServiceCatalog
 

@@ -27,11 +27,11 @@ def automatic_scenarios(catalog: Any) -> list[Any]:
     post action, opened by an applicant) and the services' sample requests, for enabled
     services whose route is synchronous agency calls only. (Repatriation is left out until the run serves Health's callbacks: a simulated
     agency retries a callback for about 3 s, less than a database restart lasts.)"""
-    from hub.demo import Scenario, scenarios
+    from hub.demo.runner import Scenario, scenarios
 
     found = [s for s in scenarios() if s.unattended and _synchronous(catalog, s.service)]
     try:
-        from hub.demo_scenarios import sample_request
+        from hub.demo.scenarios import sample_request
     except ImportError:  # pragma: no cover - older catalogues have no samples
         sample_request = None
     if sample_request is not None:

@@ -26,7 +26,7 @@ def import_(csv_file: Path, dry_run: bool) -> None:
     last_name, first_name, email, phone, case_reference, status). Safe to run again: bookings
     already imported are left alone. Prints what was imported and every rejected row with its
     reasons; exits 1 when rows were rejected."""
-    from hub.appointments import import_legacy
+    from hub.appointments.book import import_legacy
     from hub.errors import HubError
 
     hub = build_hub()

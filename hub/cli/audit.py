@@ -28,7 +28,7 @@ def audit() -> None:
 
 
 def _open() -> tuple[Any, Any]:
-    from hub.keys import HubKeys
+    from hub.keyset import HubKeys
     from hub.store import Store
 
     current = settings(quiet=True)
@@ -43,7 +43,7 @@ def _open() -> tuple[Any, Any]:
 @audit.command()
 def seal() -> None:
     """Chain the audit records written since the last pass."""
-    from hub.audit_chain import seal_pending
+    from hub.evidence.audit.chain import seal_pending
 
     store, _ = _open()
     try:
@@ -57,7 +57,7 @@ def seal() -> None:
 @audit.command()
 def checkpoint() -> None:
     """Seal pending records and sign the chain's head (run it every few minutes)."""
-    from hub.audit_chain import make_checkpoint
+    from hub.evidence.audit.chain import make_checkpoint
 
     store, keys = _open()
     try:
@@ -79,7 +79,7 @@ def checkpoint() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(start: int | None, end: int | None, as_json: bool) -> None:
     """Prove the audit chain intact; exit 1 and say where it breaks otherwise."""
-    from hub.audit_verify import verify_chain
+    from hub.evidence.audit.verify import verify_chain
 
     store, keys = _open()
     try:
@@ -109,7 +109,7 @@ def verify(start: int | None, end: int | None, as_json: bool) -> None:
               help="Write the bundle here (default: standard output).")
 def export(reference: str, output: Path | None) -> None:
     """A signed bundle of the case's audit trail; verify it with docs/verify-audit-bundle.py."""
-    from hub.audit_export import export_case
+    from hub.evidence.audit.export import export_case
 
     store, keys = _open()
     try:

@@ -19,8 +19,8 @@ def _store():  # type: ignore[no-untyped-def]
     from hub.store import Store
 
     from hub.errors import ConfigurationError
-    from hub.keys import HubKeys
-    from hub.privacy import Privacy
+    from hub.keyset import HubKeys
+    from hub.store.privacy import Privacy
 
     current = settings()
     current.ensure_dirs()

@@ -22,7 +22,7 @@ def deadlines() -> None:
               " what a sweep would do on a date; default: now.")
 def sweep(now_text: str | None) -> None:
     """Apply every deadline that has passed and send due reminders, once."""
-    from hub.deadlines import DeadlineSweeper
+    from hub.cases.deadlines import DeadlineSweeper
 
     now = as_of(now_text)
     hub = build_hub()
@@ -35,7 +35,7 @@ def sweep(now_text: str | None) -> None:
 @click.option("--interval", default=15.0, show_default=True, help="Minutes between sweeps.")
 def run(interval: float) -> None:
     """Run the scheduler (deadline sweep, purge of unclaimed documents) until SIGTERM."""
-    from hub.deadlines import DeadlineScheduler
+    from hub.cases.deadlines import DeadlineScheduler
 
     hub = build_hub()
     hub.setup()

@@ -36,7 +36,7 @@ def _hub_with_drain():  # type: ignore[no-untyped-def]
 def list_(status: str, queue: str | None, error_code: str | None, correlation_id: str | None,
           limit: int, as_json: bool) -> None:
     """List dead letters (newest last)."""
-    from hub.deadletters import list_dead_letters
+    from hub.delivery.deadletters import list_dead_letters
 
     hub = _hub_with_drain()
     rows = list_dead_letters(hub.store, status=None if status == "all" else status, queue=queue,
@@ -58,8 +58,8 @@ def list_(status: str, queue: str | None, error_code: str | None, correlation_id
               " the access is audited).")
 def show(dead_letter_id: int, body: bool) -> None:
     """Show one dead letter: reason, component, headers."""
-    from hub.audit import AuditRecord
-    from hub.deadletters import DeadLetterView, get_dead_letter, open_body
+    from hub.evidence.audit.log import AuditRecord
+    from hub.delivery.deadletters import DeadLetterView, get_dead_letter, open_body
 
     hub = _hub_with_drain()
     try:
@@ -87,7 +87,7 @@ def show(dead_letter_id: int, body: bool) -> None:
 def replay(ids: tuple[int, ...], replay_all: bool, queue: str | None,
            error_code: str | None) -> None:
     """Send dead letters back to their work queue (delivered once more, applied at most once)."""
-    from hub.deadletters import list_dead_letters, replay as do_replay
+    from hub.delivery.deadletters import list_dead_letters, replay as do_replay
 
     if not ids and not replay_all:
         raise click.UsageError("name dead-letter ids, or use --all")
@@ -112,7 +112,7 @@ def replay(ids: tuple[int, ...], replay_all: bool, queue: str | None,
 @click.option("--reason", required=True, help="Why it will not be replayed (kept in the audit).")
 def discard(dead_letter_id: int, reason: str) -> None:
     """Mark a dead letter as not to be replayed (it stays stored as evidence)."""
-    from hub.deadletters import discard as do_discard
+    from hub.delivery.deadletters import discard as do_discard
 
     hub = _hub_with_drain()
     if not do_discard(hub.store, hub.audit, dead_letter_id, actor="operator:cli", reason=reason):

@@ -33,7 +33,7 @@ def keys() -> None:
               help="Replace the PKI (new CA and certificates); data keys are kept.")
 def init(algorithm: str | None, force: bool) -> None:
     """Create the development PKI, the data-key ring and the blind index key in HUB_KEYS_DIR."""
-    from hub.keys import init_keys
+    from hub.keyset import init_keys
 
     current = settings()
     try:
@@ -137,7 +137,7 @@ def _reencrypt(*, rotate: bool, batch: int, settle: float | None) -> None:
     import signal
     import threading
 
-    from hub.rekey import Progress, rotate_and_reencrypt
+    from hub.store.rekey import Progress, rotate_and_reencrypt
 
     hub = build_hub()
     hub.setup()

@@ -29,7 +29,7 @@ def register(main: click.Group) -> None:
               " with the cases they wait for.")
 def demo(as_json: bool, data_dir: Path | None, timeout: float, only: str | None) -> None:
     """Run every service end to end on the embedded default against the agency simulators."""
-    from hub.demo import render_json, render_table, run_demo
+    from hub.demo.runner import render_json, render_table, run_demo
 
     settings(quiet=True)
     if not as_json:
@@ -50,7 +50,7 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     """Serve the web front (intake, inbound, back-office, admin) with waitress."""
     from waitress import serve as waitress_serve
 
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     hub = build_hub()
     hub.setup()

@@ -24,7 +24,7 @@ def staff() -> None:
 def token(role: str, post: str | None, subject: str, ttl: int) -> None:
     """Print a signed access token for the back-office (Authorization: Bearer <token>)."""
     from hub.errors import HubError
-    from hub.posts import get_post
+    from hub.cases.posts import get_post
     from security.keys import KeyStore
     from security.tokens import TokenAuthority
 

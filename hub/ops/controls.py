@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from hub.audit import AuditLog, AuditRecord
+from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.errors import HubError
 from hub.store import Store
 from hub.store.models import OpsControlRow, WorkerHeartbeatRow, utcnow

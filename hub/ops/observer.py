@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 from sqlalchemy.orm import Session
 
-from hub.circuit import CircuitBreaker
+from hub.delivery.circuit import CircuitBreaker
 from hub.errors import HubError
 from hub.ops import controls, records
 from hub.ops.hooks import Hop, Observer

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hub.broker.topology import QueueSpec
+from hub.delivery.broker.topology import QueueSpec
 from hub.errors import HubError
 from hub.store.models import (AuditRow, ExchangeRow, OperationalRecordRow, OutboxRow, utcnow)
 

@@ -32,9 +32,9 @@ Beyond the route, a definition may carry:
 
 - **local steps**: a step whose ``agency`` is ``hub`` runs inside the hub, at once and in the same
   transaction, instead of going to an agency (e.g. ``find_record``: is there a current consular
-  registration for this person?). Its operations are listed in `hub.checks` and in
+  registration for this person?). Its operations are listed in `hub.services.checks` and in
   ``docs/exchanges.md``; a local step waits for no other step (no ``after``).
-- **deadlines**: timers the scheduler (`hub.deadlines`) applies to cases left in a status::
+- **deadlines**: timers the scheduler (`hub.cases.deadlines`) applies to cases left in a status::
 
       deadlines:
         - status: refused              # while the case stays in this status ...
@@ -51,7 +51,7 @@ Beyond the route, a definition may carry:
   subject: person}``).
 - **guide**: the consular reference guide's entry: title, summary, who applies, eligibility,
   fees, processing steps, whether an appointment is needed (English message ids translated by
-  the catalogs; the required documents come from the intake schema, see `hub.guide`).
+  the catalogs; the required documents come from the intake schema, see `hub.web.guide`).
 
 Adding a service is a new definition file, an intake schema, mappings for any new agency
 operation and translations; no Python. `ServiceCatalog` loads and checks them all once.
@@ -69,7 +69,7 @@ from hub.errors import ConfigurationError, UnknownService
 
 Role = Literal["hub", "staff", "applicant", "agency"]
 
-#: The pseudo-agency of local steps: checks the hub answers itself (see `hub.checks`).
+#: The pseudo-agency of local steps: checks the hub answers itself (see `hub.services.checks`).
 LOCAL_AGENCY = "hub"
 
 
@@ -181,7 +181,7 @@ class Fees(BaseModel):
 
 class Guide(BaseModel):
     """The consular reference guide's entry for a service. Texts are English message ids,
-    translated by the catalogs (`hub.i18n`); the documents come from the intake schema."""
+    translated by the catalogs (`hub.i18n.translate`); the documents come from the intake schema."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -363,7 +363,7 @@ class ServiceCatalog:
 
 
 def _check_local_step(step: Step) -> None:
-    from hub.checks import LOCAL_OPERATIONS
+    from hub.services.checks import LOCAL_OPERATIONS
 
     if step.operation not in LOCAL_OPERATIONS:
         raise ValueError(f"step {step.name}: no local operation {step.operation!r}"

@@ -39,10 +39,10 @@ def normalize_url(url: str) -> str:
 class Store:
     def __init__(self, engine: Engine, *, privacy: Any = None) -> None:
         self.engine = engine
-        #: The data keys personal data is sealed with (`hub.privacy.Privacy`); the hub sets it.
+        #: The data keys personal data is sealed with (`hub.store.privacy.Privacy`); the hub sets it.
         #: Without it the store refuses to read or write personal data.
         self.privacy = privacy
-        # Sessions know their store, so the flush hook of `hub.privacy` finds the keys.
+        # Sessions know their store, so the flush hook of `hub.store.privacy` finds the keys.
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={"store": self})
         self._after_commit: list[Any] = []
         self._lock = threading.Lock()
@@ -182,4 +182,4 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 # Registers the flush hook that seals personal data (after the models, which it uses).
-import hub.privacy  # noqa: E402,F401
+import hub.store.privacy  # noqa: E402,F401

@@ -23,7 +23,7 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head", *, privacy: Any = None) -> None:
-    """Migrate to ``revision``. ``privacy`` (`hub.privacy.Privacy`) lets migrations that seal
+    """Migrate to ``revision``. ``privacy`` (`hub.store.privacy.Privacy`) lets migrations that seal
     personal data do it at once; without it such rows wait for ``hub keys reencrypt``."""
     config = alembic_config()
     with engine.begin() as connection:

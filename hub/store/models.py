@@ -12,7 +12,7 @@
 - `CaseIdentity`: blind-index digests of the identity documents named in a case (lookups without
   decrypting every case).
 
-Personal data is never stored in clear (`hub.privacy`): ``cases.data``, ``exchanges.reply`` and
+Personal data is never stored in clear (`hub.store.privacy`): ``cases.data``, ``exchanges.reply`` and
 ``appointments.holder`` hold ``{"enc": <AES-GCM token>}`` behind a `Sealed` attribute, outbox and
 dead-letter bodies are tokens; each such row records the id of the data key that sealed it
 (``*_key`` columns), which is what `hub keys rotate` re-encrypts by.
@@ -26,7 +26,7 @@ from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, In
                         LargeBinary, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from hub.store.sealed import Sealed
+from hub.store.encrypted import Sealed
 
 
 def utcnow() -> datetime:
@@ -52,10 +52,10 @@ class CaseRow(Base):
     post: Mapped[str | None] = mapped_column(String(16), index=True)
     language: Mapped[str] = mapped_column(String(8), default="fr")
     #: The applicant's form data, sealed (``{"enc": token}``, context ``case:<reference>``);
-    #: read and assign it through `data` (`hub.privacy`). NULL key: a legacy row in clear.
+    #: read and assign it through `data` (`hub.store.privacy`). NULL key: a legacy row in clear.
     sealed_data: Mapped[dict[str, Any]] = mapped_column("data", JSON)
     data_key: Mapped[str | None] = mapped_column(String(64), index=True)
-    #: When the retention job removed the personal data (`hub.retention`); NULL until then.
+    #: When the retention job removed the personal data (`hub.cases.retention`); NULL until then.
     anonymized_at: Mapped[datetime | None] = mapped_column()
     #: Hash of the applicant's tracking secret (never the secret itself).
     secret_hash: Mapped[str | None] = mapped_column(String(128))
@@ -180,7 +180,7 @@ class AuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Place in the tamper-evident chain, given by the sealer after the row committed
-    #: (`hub.audit_chain`); NULL until then.
+    #: (`hub.evidence.audit.chain`); NULL until then.
     chain_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     #: SHA-256(previous chain hash || SHA-256(canonical record)), hex.
     chain_hash: Mapped[str | None] = mapped_column(String(64))
@@ -402,7 +402,7 @@ class WorkerHeartbeatRow(Base):
 
 
 class SeenMessage(Base):
-    """A signed message id received from a party: a second arrival is a replay (`hub.replay`).
+    """A signed message id received from a party: a second arrival is a replay (`hub.evidence.seen`).
 
     Kept only as long as `security.replay.ReplayGuard.retention`: older messages are refused on
     their timestamp alone, so their ids need not be remembered.

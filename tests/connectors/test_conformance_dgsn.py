@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.conformance import ConnectorConformance, Sample
-from connectors.samples import person, transport
+from hub.testing.samples import person, transport
 
 
 class TestDgsnConformance(ConnectorConformance):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.conformance import ConnectorConformance, Sample
-from connectors.samples import certificates, deceased, transport
+from hub.testing.samples import certificates, deceased, transport
 
 
 def clearance(cause: str = "cardiac arrest", non_contagion: bool = True) -> dict:

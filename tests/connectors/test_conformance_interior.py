@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.conformance import ConnectorConformance, Sample
-from connectors.samples import burial, deceased, family_contact
+from hub.testing.samples import burial, deceased, family_contact
 
 
 def permit(commune: str = "Casablanca") -> dict:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.conformance import ConnectorConformance, Sample
-from connectors.samples import certificate
+from hub.testing.samples import certificate
 
 
 class TestJusticeConformance(ConnectorConformance):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.conformance import ConnectorConformance, Sample
-from connectors.samples import licence, person
+from hub.testing.samples import licence, person
 
 
 class TestNarsaConformance(ConnectorConformance):

@@ -14,9 +14,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from connectors.samples import certificates, deceased
+from hub.testing.samples import certificates, deceased
 from hub.store.models import AuditRow, OutboxRow
-from hub.testing import wait_for
+from hub.testing.plugin import wait_for
 
 #: A test service asking Health only (its definition is data, as every service is).
 CLEARANCE_ONLY = Path(__file__).parent.parent / "data" / "clearance_only"

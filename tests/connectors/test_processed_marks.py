@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.idempotency import mark_processed, was_processed
+from hub.delivery.idempotency import mark_processed, was_processed
 from hub.store import Store
 
 

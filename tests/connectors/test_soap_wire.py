@@ -11,7 +11,7 @@ from connectors.xml import (XROAD, XRoadHeader, parse_xml, request_hash, seriali
                             soap_envelope, validate_xml, xml_schema)
 from hub.errors import BadAgencyReply, HostileInput, SchemaViolation
 
-from connectors.samples import person
+from hub.testing.samples import person
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"""

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from hub import broker as b
-from hub.broker import Broker, Delivery, Message, Topology, open_broker
-from hub.broker.topology import QueueSpec
+from hub.delivery import broker as b
+from hub.delivery.broker import Broker, Delivery, Message, Topology, open_broker
+from hub.delivery.broker.topology import QueueSpec
 from hub.errors import UnknownRoute
-from hub.testing import wait_for
+from hub.testing.plugin import wait_for
 
 RETRY = (0.3, 0.6)
 
@@ -210,8 +210,8 @@ def test_handler_leaving_a_delivery_unsettled_gets_it_back(connect, topology):
 
 KILLED_CONSUMER = textwrap.dedent("""
     import sys, time
-    from hub.broker import open_broker, Topology
-    from hub.broker.topology import QueueSpec
+    from hub.delivery.broker import open_broker, Topology
+    from hub.delivery.broker.topology import QueueSpec
     ns, url = sys.argv[1], sys.argv[2]
     topology = Topology(namespace=ns, queues=(QueueSpec(ns + ".work", ("work.#",), (0.3, 0.6)),
                                               QueueSpec(ns + ".other", ("other.*",), (0.3, 0.6))))

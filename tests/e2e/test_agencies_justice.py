@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.cases import find_case
+from hub.cases.book import find_case
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

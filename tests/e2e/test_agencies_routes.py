@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.samples import burial, certificates, deceased, family_contact, transport
+from hub.testing.samples import burial, certificates, deceased, family_contact, transport
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

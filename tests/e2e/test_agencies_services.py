@@ -1,5 +1,5 @@
 """Every consular service's route through the agency connectors, end to end on RabbitMQ and
-PostgreSQL, with the service definitions and sample requests of `hub.demo_scenarios`.
+PostgreSQL, with the service definitions and sample requests of `hub.demo.scenarios`.
 
 Each case's data is chosen from the simulators' documented rules (docs/exchanges.md), so each
 test knows every agency's answer in advance. Judicial documents (Justice -> hub -> Justice) are
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.dgsn import register as dgsn_register
-from hub.cases import find_case
-from hub.demo_scenarios import licence_request, repatriation_request, sample_request
+from hub.cases.book import find_case
+from hub.demo.scenarios import licence_request, repatriation_request, sample_request
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from hub.cases import find_case
-from hub.demo_scenarios import licence_request, repatriation_request
+from hub.cases.book import find_case
+from hub.demo.scenarios import licence_request, repatriation_request
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from hub.demo import choose
+from hub.demo.runner import choose
 
 SEVEN = {"repatriation_of_remains", "driving_licence_authentication", "judicial_documents",
          "consular_registration_new", "consular_registration_renewal",

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hub.cases import find_case
+from hub.cases.book import find_case
 from hub.cli import main
-from hub.deadletters import list_dead_letters
-from hub.demo_scenarios import licence_request
-from hub.testing import FAST_RETRY, wait_for
+from hub.delivery.deadletters import list_dead_letters
+from hub.demo.scenarios import licence_request
+from hub.testing.plugin import FAST_RETRY, wait_for
 
 SERVICE = "driving_licence_authentication"
 

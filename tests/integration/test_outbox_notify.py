@@ -7,11 +7,11 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import text
 
-from hub.broker.topology import agency_routing_key
+from hub.delivery.broker.topology import agency_routing_key
 from hub.envelope import Envelope, SchemaRef
-from hub.outbox import NOTIFY_CHANNEL, enqueue
+from hub.delivery.outbox import NOTIFY_CHANNEL, enqueue
 from hub.store import Store
-from hub.testing import wait_for
+from hub.testing.plugin import wait_for
 
 #: Far longer than the test waits: a row published in time was published because of a wake-up.
 POLL_NEVER = "600"

@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.base import MockConnector, Reply
-from hub.broker import Message
-from hub.cases import find_case
-from hub.deadletters import open_body, list_dead_letters, replay
-from hub.demo_scenarios import licence_request
+from hub.delivery.broker import Message
+from hub.cases.book import find_case
+from hub.delivery.deadletters import open_body, list_dead_letters, replay
+from hub.demo.scenarios import licence_request
 from hub.envelope import Envelope
 from hub.errors import AgencyRefusal, AgencyUnavailable, SchemaViolation, UnknownService
 from hub.store.models import (AuditRow, CaseEvent, CaseRow, DeadLetterRow, ExchangeRow,
                               OutboxRow)
-from hub.testing import FAST_RETRY, wait_for
+from hub.testing.plugin import FAST_RETRY, wait_for
 
 SERVICE = "driving_licence_authentication"
 

@@ -8,9 +8,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from connectors.base import MockConnector, Reply
-from hub.demo_scenarios import licence_request
+from hub.demo.scenarios import licence_request
 from hub.errors import AgencyUnavailable
-from hub.testing import FAST_RETRY
+from hub.testing.plugin import FAST_RETRY
 
 TOKEN = "test-operator-token"
 
@@ -66,7 +66,7 @@ def licence(serial: int = 100001) -> dict[str, Any]:
 
 @pytest.fixture
 def client(ops_hub: Any) -> Iterator[Any]:
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     app = create_app(ops_hub)
     app.config["TESTING"] = True

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from hub.testing import amqp_url, postgres_admin_url
+from hub.testing.plugin import amqp_url, postgres_admin_url
 
 pytestmark = [pytest.mark.chaos, pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 def served(hub_factory: Any, narsa_simulator: Any) -> Iterator[tuple[Any, str]]:
     from werkzeug.serving import make_server
 
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     hub = hub_factory(
         agency_overrides={"narsa": {"base_url": narsa_simulator.url,

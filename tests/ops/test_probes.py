@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.health import Readiness, check_certificates
+from hub.web.health import Readiness, check_certificates
 from hub.ops import controls
 
 from .conftest import licence, wait_for
@@ -51,7 +51,7 @@ def test_readyz_maintenance_switch_and_setting(client, ops_hub, hub_factory):
     controls.set_maintenance(ops_hub.store, False, actor="admin:test")
     assert client.get("/readyz").status_code == 200
 
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     other = hub_factory(env={"HUB_MAINTENANCE": "1"})
     other.setup()

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from hub.admin.charts import bar_chart
+from hub.web.admin.charts import bar_chart
 from hub.ops.masking import redact, safe_details
 from hub.ops.queues import ManagementApi, QueueInspector
 
@@ -165,6 +165,8 @@ def test_log_lines_are_json_with_correlation_id_and_no_quoted_values():
     logger = logging.getLogger("hub.test.masking")
     logger.addHandler(handler)
     logger.propagate = False
+    # Another test may have set the level of the ``hub`` logger (a CLI run configures logging).
+    logger.setLevel(logging.INFO)
     try:
         logger.warning("connector.narsa: message failed (message.schema): holder.cnie: %s does"
                        " not match; mail %s; born %s; queue t3f9a2b1c.agency.narsa on 127.0.0.1:5672",

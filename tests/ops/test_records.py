@@ -96,7 +96,7 @@ def test_records_commit_only_with_the_effect(ops_hub, agency):
             exchange = session.get(ExchangeRow, str(opened.exchanges[0].id))
             assert exchange is not None
         # Deliver the very same request again: the worker sees it was processed and skips it.
-        from hub.broker import Message
+        from hub.delivery.broker import Message
         from hub.store.models import OutboxRow
 
         with ops_hub.store.session() as session:

@@ -14,18 +14,18 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import inspect, select, text
 
-from hub.broker.topology import agency_routing_key
-from hub.cases import find_case
-from hub.deadletters import get_dead_letter, list_dead_letters, open_body
-from hub.demo_scenarios import (certificate_request, licence_request, registration_request,
+from hub.delivery.broker.topology import agency_routing_key
+from hub.cases.book import find_case
+from hub.delivery.deadletters import get_dead_letter, list_dead_letters, open_body
+from hub.demo.scenarios import (certificate_request, licence_request, registration_request,
                                 repatriation_request)
 from hub.envelope import Envelope, SchemaRef
-from hub.keys import normalize_document
-from hub.mockagencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
-from hub.outbox import enqueue
-from hub.privacy import cases_with_document
+from hub.keyset import normalize_document
+from hub.testing.agencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
+from hub.delivery.outbox import enqueue
+from hub.store.privacy import cases_with_document
 from hub.store.models import CaseIdentity, CaseRow, ExchangeRow
-from hub.testing import wait_for
+from hub.testing.plugin import wait_for
 
 # Distinctive values, so that a hit can only be a leak.
 CNIE = "QX482913"
@@ -197,7 +197,7 @@ def test_a_sealed_value_moved_to_another_row_does_not_open(mock_hub: Any) -> Non
 @pytest.mark.parametrize("with_keys", [True, False], ids=["upgrade-with-keys", "reencrypt-later"])
 def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any, database_url: str,
                                                              with_keys: bool) -> None:
-    from hub.rekey import Reencryption
+    from hub.store.rekey import Reencryption
     from hub.store import Store
 
     hub = hub_factory(database_url=database_url)

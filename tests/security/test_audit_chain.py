@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select, update
 
-from hub.audit import AuditLog, AuditRecord
-from hub.audit_chain import (GENESIS, InlineChain, leaf_of, link, make_checkpoint,
+from hub.evidence.audit.log import AuditLog, AuditRecord
+from hub.evidence.audit.chain import (GENESIS, InlineChain, leaf_of, link, make_checkpoint,
                              record_document, seal_pending)
-from hub.audit_export import export_case
-from hub.audit_verify import verify_chain
+from hub.evidence.audit.export import export_case
+from hub.evidence.audit.verify import verify_chain
 from hub.cli import main
 from hub.config import Settings
-from hub.keys import HubKeys, init_keys
+from hub.keyset import HubKeys, init_keys
 from hub.store import Store
 from hub.store.models import AuditCheckpoint, AuditChainHead, AuditRow
 
@@ -263,11 +263,11 @@ def test_checkpoint_and_seal_commands(sqlite_store, keys):
 
 def test_an_altered_audit_row_and_an_altered_broker_message_are_both_detected(hub_factory):
     from connectors.base import MockConnector, Reply
-    from hub.broker import Message
-    from hub.deadletters import list_dead_letters
-    from hub.demo_scenarios import licence_request
+    from hub.delivery.broker import Message
+    from hub.delivery.deadletters import list_dead_letters
+    from hub.demo.scenarios import licence_request
     from hub.store.models import OutboxRow
-    from hub.testing import wait_for
+    from hub.testing.plugin import wait_for
 
     mock = MockConnector(lambda env: Reply(outcome="authentic"), agency="narsa")
     hub = hub_factory(connectors={"narsa": lambda: mock})

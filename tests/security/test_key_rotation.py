@@ -12,17 +12,17 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
-from hub.cases import find_case
+from hub.cases.book import find_case
 from hub.cli import main
-from hub.deadletters import get_dead_letter, list_dead_letters, open_body
-from hub.demo_scenarios import licence_request, repatriation_request
-from hub.keys import HubKeys
-from hub.mockagencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
-from hub.outbox import enqueue
+from hub.delivery.deadletters import get_dead_letter, list_dead_letters, open_body
+from hub.demo.scenarios import licence_request, repatriation_request
+from hub.keyset import HubKeys
+from hub.testing.agencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
+from hub.delivery.outbox import enqueue
 from hub.envelope import Envelope, SchemaRef
-from hub.rekey import Progress, Reencryption, rotate_and_reencrypt
+from hub.store.rekey import Progress, Reencryption, rotate_and_reencrypt
 from hub.runtime import Hub
-from hub.testing import wait_for
+from hub.testing.plugin import wait_for
 
 CAUSE = "pulmonary embolism after surgery"
 PDF = b"%PDF-1.7\n" + b"rotation test document\n" * 40

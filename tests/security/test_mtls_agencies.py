@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import requests
 
-from hub.deadletters import list_dead_letters
-from hub.demo_scenarios import licence_request, sample_request
-from hub.testing import wait_for
+from hub.delivery.deadletters import list_dead_letters
+from hub.demo.scenarios import licence_request, sample_request
+from hub.testing.plugin import wait_for
 from security.keys import KeyStore
 from security.pki import init_pki
 from security.tls import client_context, pinned_session
@@ -84,7 +84,7 @@ ALL = ("interior", "dgsn", "justice", "health", "narsa")
 def test_every_agency_both_ways_over_mutual_tls(agency_hub) -> None:  # type: ignore[no-untyped-def]
     """Hub -> Health, DGSN, Interior, NARSA, Justice and Health -> hub (callback), Justice -> hub
     (document): every connection mutually authenticated, every certificate the right party's."""
-    from hub.demo_scenarios import repatriation_request
+    from hub.demo.scenarios import repatriation_request
 
     world = agency_hub(tls=ALL)
     assert world.server.url.startswith("https://")

@@ -37,15 +37,15 @@ from sqlalchemy import func, select
 
 from connectors.signing import JWS_HEADER
 from connectors.xml import SOAP_ENV, XROAD, XRoadHeader, parse_xml
-from hub.broker import Message
-from hub.deadletters import open_body, list_dead_letters
-from connectors.samples import certificates, deceased
-from hub.demo_scenarios import licence_request, sample_request
-from hub.mockagencies import mock_agencies, mock_hub  # noqa: F401 (fixtures)
+from hub.delivery.broker import Message
+from hub.delivery.deadletters import open_body, list_dead_letters
+from hub.testing.samples import certificates, deceased
+from hub.demo.scenarios import licence_request, sample_request
+from hub.testing.agencies import mock_agencies, mock_hub  # noqa: F401 (fixtures)
 from hub.envelope import canonical_json
-from hub.keys import init_keys
+from hub.keyset import init_keys
 from hub.store.models import AuditRow, CaseRow, DeadLetterRow, OutboxRow, SeenMessage
-from hub.testing import wait_for
+from hub.testing.plugin import wait_for
 from security.jws import sign_detached
 from security.keys import KeyStore, Signer
 from security.pki import init_pki, issue, revoke
@@ -545,7 +545,7 @@ def test_agency_answers_that_cannot_be_trusted_are_parked(world, credentials, ag
 
 def _forged_seal(document: dict, credentials: Credentials, other: dict) -> dict:
     from hub.envelope import Envelope
-    from hub.seal import JwsSeal
+    from hub.evidence.seal import JwsSeal
 
     envelope = Envelope.from_dict({**document, "signature": None})
     return JwsSeal(credentials.foreign["hub"], None).seal(envelope).to_dict()  # type: ignore[arg-type]
@@ -634,7 +634,7 @@ INTAKE_ATTACKS: dict[str, tuple[bytes, str, int, str]] = {
 
 @pytest.mark.parametrize("attack", list(INTAKE_ATTACKS))
 def test_intake_refuses(mock_hub, attack: str) -> None:  # type: ignore[no-untyped-def]
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     body, content_type, status, code = INTAKE_ATTACKS[attack]
     hub = mock_hub()
@@ -650,7 +650,7 @@ def test_intake_refuses(mock_hub, attack: str) -> None:  # type: ignore[no-untyp
 
 
 def test_intake_field_errors_are_localized_audited_and_store_nothing(mock_hub) -> None:  # type: ignore[no-untyped-def]
-    from hub.web import create_app
+    from hub.web.app import create_app
 
     hub = mock_hub()
     bad = sample_request("consular_registration_new")

@@ -11,10 +11,10 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from hub.errors import ReplayDetected, SignatureInvalid, UntrustedCertificate
-from hub.replay import SessionSeenIds, StoreSeenIds, purge_seen
+from hub.evidence.seen import SessionSeenIds, StoreSeenIds, purge_seen
 from hub.store import Store
 from hub.store.models import SeenMessage
-from hub.verification import XROAD_ID, MessageVerifier
+from hub.evidence.verification import XROAD_ID, MessageVerifier
 from security.jws import sign_json
 from security.pki import issue
 from security.keys import Signer
@@ -145,7 +145,7 @@ def test_soap_is_verified_on_its_signed_id_and_timestamp_then_accepted_once(veri
 
 
 def test_the_scheduled_purge_forgets_ids_past_the_hubs_replay_window(hub_factory):
-    from hub.deadlines import purge_seen_ids
+    from hub.cases.deadlines import purge_seen_ids
 
     hub = hub_factory(env={"HUB_REPLAY_WINDOW": "120", "HUB_REPLAY_SKEW": "30"})
     hub.setup()

@@ -12,8 +12,8 @@ from hub.cli import main
 from hub.config import Settings
 from hub.envelope import Envelope
 from hub.errors import ConfigurationError, SignatureInvalid, UntrustedCertificate
-from hub.keys import HubKeys, init_keys
-from hub.seal import JwsSeal
+from hub.keyset import HubKeys, init_keys
+from hub.evidence.seal import JwsSeal
 from security.fieldcrypt import DATA_KEYS_FILE
 from security.keys import Signer
 from security.pki import issue

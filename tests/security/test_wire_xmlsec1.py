@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from connectors.xml import XROAD
-from hub.demo_scenarios import sample_request
-from hub.testing import wait_for
+from hub.demo.scenarios import sample_request
+from hub.testing.plugin import wait_for
 from security.xmldsig import SOAP11_NS, WSU_NS, sign_soap, to_bytes
 
 SOAP_ID_ARGS = ["--id-attr:Id", f"{SOAP11_NS}:Body", "--id-attr:Id", f"{WSU_NS}:Timestamp",

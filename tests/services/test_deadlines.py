@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select, text, update
 
-from hub.cases import find_case
-from hub.deadlines import DeadlineScheduler, DeadlineSweeper, due, purge_documents
-from hub.demo_scenarios import sample_request
-from hub.mockagencies import staff_moves, wait_for_status
+from hub.cases.book import find_case
+from hub.cases.deadlines import DeadlineScheduler, DeadlineSweeper, due, purge_documents
+from hub.demo.scenarios import sample_request
+from hub.testing.agencies import staff_moves, wait_for_status
 from hub.services import ServiceCatalog, parse_definition
 from hub.store.models import AttachmentRow, CaseEvent, NotificationRow
 
@@ -88,7 +88,7 @@ def test_a_registration_lapses_after_three_years_with_reminders_before(mock_hub)
 
 
 def _tracking(hub, reference):
-    from hub.submissions import Submissions
+    from hub.cases.submissions import Submissions
 
     with hub.store.session() as session:
         return Submissions(hub).view(session, find_case(session, reference))

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from exchanges_doc import operations
-from hub.demo_scenarios import SAMPLES, sample_request
+from hub.demo.scenarios import SAMPLES, sample_request
 from hub.errors import ConfigurationError, SchemaViolation, UnknownService
 from hub.schemas import field_errors, json_schema_validator, validate
 from hub.services import LOCAL_AGENCY, ServiceCatalog, parse_definition

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.mockagencies import staff_moves, wait_for_status
+from hub.testing.agencies import staff_moves, wait_for_status
 from hub.errors import UnknownService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,6 @@ def test_submitted_routed_and_delivered_when_enabled(mock_hub, mock_agencies):
     assert request.payload == {"person": SAMPLE["person"]}
     staff_moves(hub, ref, "in_production", "ready_for_collection", "delivered")
     with hub.store.session() as session:
-        from hub.cases import find_case
+        from hub.cases.book import find_case
 
         assert find_case(session, ref).status == "delivered"

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
-from hub.audit_chain import seal_pending
-from hub.audit_verify import verify_chain
-from hub.cases import find_case
+from hub.evidence.audit.chain import seal_pending
+from hub.evidence.audit.verify import verify_chain
+from hub.cases.book import find_case
 from hub.cli import main
-from hub.deadlines import DeadlineScheduler
-from hub.demo_scenarios import licence_request, repatriation_request
-from hub.mockagencies import staff_moves, wait_for_status
-from hub.retention import RetentionSweeper
+from hub.cases.deadlines import DeadlineScheduler
+from hub.demo.scenarios import licence_request, repatriation_request
+from hub.testing.agencies import staff_moves, wait_for_status
+from hub.cases.retention import RetentionSweeper
 from hub.store.models import (AttachmentRow, AuditRow, CaseEvent, CaseIdentity, ExchangeRow,
                               OutboxRow)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hub.mockagencies import staff_moves, wait_for_status
-from hub.cases import find_case
-from hub.demo_scenarios import sample_request
+from hub.testing.agencies import staff_moves, wait_for_status
+from hub.cases.book import find_case
+from hub.demo.scenarios import sample_request
 from hub.store.models import CaseEvent, ExchangeRow
 
 

@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from hub.circuit import CircuitBreaker
+from hub.delivery.circuit import CircuitBreaker
 from hub.errors import AgencyRefusal, AgencyTimeout, CircuitOpen, ConfigurationError
-from hub.retry import RetryPolicy
+from hub.delivery.retry import RetryPolicy
 
 
 def test_ladder_doubles_and_caps():

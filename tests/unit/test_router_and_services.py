@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hub import router
+from hub.cases import router
 from hub.errors import ConfigurationError, UnknownRoute, UnknownService
-from hub.router import StepState
+from hub.cases.router import StepState
 from hub.services import ServiceCatalog, parse_definition
 
 DEFINITION = yaml.safe_load("""

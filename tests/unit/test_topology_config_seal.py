@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.broker.topology import Topology, topic_matches
+from hub.delivery.broker.topology import Topology, topic_matches
 from hub.config import Settings
 from hub.errors import ConfigurationError
 

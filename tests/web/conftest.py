@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.mockagencies import mock_agencies, mock_hub  # noqa: F401
-from hub.web import create_app
+from hub.testing.agencies import mock_agencies, mock_hub  # noqa: F401
+from hub.web.app import create_app
 
 
 @pytest.fixture

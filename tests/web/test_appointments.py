@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from hub.appointments import import_legacy
-from hub.demo_scenarios import sample_request
+from hub.appointments.book import import_legacy
+from hub.demo.scenarios import sample_request
 from hub.store.models import BookingRow, SlotRow
-from hub.web import create_app
+from hub.web.app import create_app
 from webkit import authenticator, bearer, staff_tokens, with_uploaded_documents
 
 SOON = (datetime.now(timezone.utc) + timedelta(days=30)).replace(hour=8, minute=0, second=0,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from hub.cases import find_case
-from hub.mockagencies import wait_for_status
+from hub.cases.book import find_case
+from hub.testing.agencies import wait_for_status
 from hub.store.models import AuditRow, CaseEvent
 from webkit import submit, PDF, PNG, bearer
 

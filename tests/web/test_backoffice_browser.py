@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hub.demo_scenarios import sample_request
+from hub.demo.scenarios import sample_request
 
 from webkit import with_uploaded_documents
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.browser
 def site(hub: Any) -> Iterator[tuple[Any, str, dict[str, str]]]:
     """The hub's web front on loopback (real token authority) and a case at each of two
     posts."""
-    from connectors.livehub import LiveServer
-    from hub.web import create_app
+    from hub.testing.livehub import LiveServer
+    from hub.web.app import create_app
 
     app = create_app(hub)
     api = app.test_client()

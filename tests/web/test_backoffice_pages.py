@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub import backoffice_pages
-from hub.cases import find_case
-from hub.i18n import translator
-from hub.mockagencies import wait_for_status
+from hub.web.staff import pages as backoffice_pages
+from hub.cases.book import find_case
+from hub.i18n.translate import translator
+from hub.testing.agencies import wait_for_status
 from hub.store.models import AuditRow
-from hub.web import create_app
+from hub.web.app import create_app
 from webkit import submit, PDF, PNG, authenticator, staff_tokens
 from test_judicial_documents import _received as judicial_document_received
 

@@ -8,9 +8,9 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
-from hub import catalogs
+from hub.web import catalogs
 from hub.config import LANGUAGES
-from hub.i18n import RTL, translator
+from hub.i18n.translate import RTL, translator
 
 
 def test_required_messages_come_from_templates_code_and_data():
@@ -35,7 +35,7 @@ def test_every_catalog_is_complete(language):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_translations_keep_the_placeholders(language):
-    path = catalogs._root() / "translations" / language / "LC_MESSAGES" / "messages.po"
+    path = catalogs._translations() / language / "LC_MESSAGES" / "messages.po"
     with open(path, "rb") as handle:
         catalog = read_po(handle, locale=language)
     for message in catalog:

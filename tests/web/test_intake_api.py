@@ -8,8 +8,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import func, select
 
 from webkit import JPEG, PDF, PNG, upload, with_uploaded_documents
-from hub.cases import find_case
-from hub.demo_scenarios import licence_request, sample_request
+from hub.cases.book import find_case
+from hub.demo.scenarios import licence_request, sample_request
 from hub.store.models import AttachmentRow, AuditRow, CaseRow, OutboxRow
 
 URL = "/api/v1/services/driving_licence_authentication/requests"

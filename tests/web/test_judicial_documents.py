@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import update
 
-from hub.cases import find_case
-from hub.deadlines import DeadlineSweeper
-from hub.mockagencies import wait_for_status
+from hub.cases.book import find_case
+from hub.cases.deadlines import DeadlineSweeper
+from hub.testing.agencies import wait_for_status
 from hub.store.models import CaseEvent
-from hub.web import create_app
+from hub.web.app import create_app
 from webkit import authenticator, bearer, staff_tokens
 
 DOCUMENT = {

@@ -16,7 +16,7 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error,
                                  response_schema_conformance, status_code_conformance)
 from schemathesis.generation.modes import GenerationMode
 
-from hub.web import create_app
+from hub.web.app import create_app
 from webkit import authenticator, bearer, staff_tokens
 
 EXAMPLES = 12

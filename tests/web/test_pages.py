@@ -9,7 +9,7 @@ import re
 import pytest
 
 from hub.config import LANGUAGES
-from hub.demo_scenarios import licence_request
+from hub.demo.scenarios import licence_request
 
 from webkit import PDF
 

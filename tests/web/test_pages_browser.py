@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hub.demo_scenarios import licence_request
+from hub.demo.scenarios import licence_request
 
 from webkit import PDF
 
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def site(hub_factory: Any, narsa_simulator: Any) -> Iterator[tuple[Any, str]]:
     """The hub running (relay, workers) with its web front served on loopback."""
-    from connectors.livehub import LiveServer
-    from hub.web import create_app
+    from hub.testing.livehub import LiveServer
+    from hub.web.app import create_app
 
     hub = hub_factory(agency_overrides={"narsa": {
         "base_url": narsa_simulator.url,

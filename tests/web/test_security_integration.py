@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from hub.demo_scenarios import sample_request
+from hub.demo.scenarios import sample_request
 from hub.errors import SignatureInvalid
 from hub.store.models import AttachmentRow
-from hub.web import create_app
+from hub.web.app import create_app
 from security.keys import KeyStore
 from security.pki import init_pki
 from security.tokens import TokenAuthority

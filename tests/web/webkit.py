@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.attachments import document_fields
+from hub.store.attachments import document_fields
 from hub.mapping import set_path
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -26,7 +26,7 @@ def with_uploaded_documents(client: Any, data: dict[str, Any]) -> dict[str, Any]
 
 def staff_tokens() -> dict[str, Any]:
     """Opaque test tokens and the principals they stand for."""
-    from hub.access import Principal
+    from hub.cases.access import Principal
 
     return {
         "madrid": Principal("u-madrid", "post_staff", post="ES-MAD"),
@@ -54,7 +54,7 @@ def bearer(name: str) -> dict[str, str]:
 
 def submit(client: Any, service: str = "consular_registration_new", **changes: Any) -> dict[str, Any]:
     """Submit a sample request of ``service`` (documents uploaded first); the 201 body."""
-    from hub.demo_scenarios import sample_request
+    from hub.demo.scenarios import sample_request
 
     data = with_uploaded_documents(client, sample_request(service, **changes))
     response = client.post(f"/api/v1/services/{service}/requests", json=data)

@@ -1,0 +1,271 @@
+"""Deadlines: the timers of the service definitions, applied by a scheduled sweep.
+
+A definition's ``deadlines`` say what happens to a case left in a status (see
+`hub.services.Deadline`): a consular registration lapses three years after it was granted,
+with reminders before; a refused judicial document counts as served on the tenth day; a request
+for more information nobody answers is closed. Nothing here knows a service by name.
+
+Long waits are timers, not sleeping consumers: `DeadlineSweeper.sweep(now)` finds every case
+whose deadline passed (or whose reminder is due) and applies it, one transaction per case, so
+one bad case cannot block the others. It is idempotent: a moved case is no longer in the status,
+a reminder is unique per case and key; running it twice, or from two processes, changes
+nothing more. `DeadlineScheduler` runs the sweep (and the purge of unclaimed documents, the
+retention job of `hub.cases.retention` daily, and the continuation of an unfinished data-key
+re-encryption, `hub.store.rekey`, hourly) with APScheduler, its jobs persisted in the hub's database
+(table ``scheduled_jobs``)::
+
+    scheduler = DeadlineScheduler(hub, interval_minutes=15)
+    scheduler.start()            # background thread; jobs survive restarts
+    ...
+    scheduler.shutdown()
+
+    DeadlineSweeper(hub).sweep(now=datetime(2029, 3, 2, tzinfo=timezone.utc))   # once, e.g. cron
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.evidence.audit.log import AuditRecord
+from hub.errors import HubError
+from hub.mapping import set_path
+from hub.services import Deadline, ServiceDefinition
+from hub.store.models import CaseEvent, CaseRow, NotificationRow, utcnow
+
+log = logging.getLogger(__name__)
+
+JOB_TABLE = "scheduled_jobs"
+
+
+@dataclass(frozen=True)
+class Due:
+    """What the sweep does to one case: a move, or a reminder ``days_before`` the move."""
+
+    reference: str
+    deadline: Deadline
+    entered_at: datetime
+    days_before: int | None = None
+
+    @property
+    def due_at(self) -> datetime:
+        return self.entered_at + timedelta(days=self.deadline.after_days)
+
+    @property
+    def key(self) -> str:
+        return (f"{self.deadline.status}:{self.entered_at.isoformat()}:"
+                f"remind-{self.days_before}")
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time in the hub is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def due(definition: ServiceDefinition, status: str, entered_at: datetime, now: datetime,
+        reference: str = "") -> list[Due]:
+    """Pure: what is due for a case of ``definition`` in ``status`` since ``entered_at``.
+
+    The move wins: once a deadline has passed, its reminders are moot."""
+    found: list[Due] = []
+    entered_at = _aware(entered_at)
+    for deadline in definition.deadlines:
+        if deadline.status != status:
+            continue
+        item = Due(reference, deadline, entered_at)
+        if now >= item.due_at:
+            return [item]
+        for days in sorted(deadline.remind_before_days, reverse=True):
+            if now >= item.due_at - timedelta(days=days):
+                found.append(Due(reference, deadline, entered_at, days_before=days))
+    return found
+
+
+def recorded_updates(data: dict[str, Any], item: Due) -> dict[str, Any]:
+    """The top-level case fields a deadline's move records (``$due_date``: the due day)."""
+    if not item.deadline.updates:
+        return {}
+    merged = copy.deepcopy(data)
+    for path, value in item.deadline.updates.items():
+        set_path(merged, path, item.due_at.date().isoformat() if value == "$due_date" else value)
+    return {key: merged[key] for key in {p.split(".")[0] for p in item.deadline.updates}}
+
+
+@dataclass
+class SweepReport:
+    moved: list[str] = field(default_factory=list)
+    reminded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class DeadlineSweeper:
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def _candidates(self, session: Session) -> list[tuple[str, str]]:
+        """(case id, reference) of cases in a status that has a deadline."""
+        conditions = [and_(CaseRow.service == d.name,
+                           CaseRow.status.in_({x.status for x in d.deadlines}))
+                      for d in self.hub.catalog if d.deadlines]
+        if not conditions:
+            return []
+        return [(row.id, row.reference) for row in session.execute(
+            select(CaseRow.id, CaseRow.reference).where(or_(*conditions)))]
+
+    def sweep(self, now: datetime | None = None) -> SweepReport:
+        now = _aware(now or utcnow())
+        report = SweepReport()
+        with self.hub.store.session() as session:
+            candidates = self._candidates(session)
+        for case_id, reference in candidates:
+            try:
+                with self.hub.store.transaction() as session:
+                    self._apply(session, case_id, now, report)
+            except (HubError, IntegrityError) as exc:
+                # Another sweep got there first, or the case changed meanwhile: the next sweep
+                # looks again.
+                log.warning("deadline sweep skipped %s: %s", reference, exc,
+                            extra={"correlation_id": reference})
+                report.failed.append(reference)
+        if report.moved:
+            self.hub.relay.wake()
+        return report
+
+    def _apply(self, session: Session, case_id: str, now: datetime,
+               report: SweepReport) -> None:
+        case = session.scalars(select(CaseRow).where(CaseRow.id == case_id)
+                               .with_for_update()).one()
+        definition = self.hub.catalog.get(case.service)
+        entered = session.scalars(select(CaseEvent.at).where(
+            CaseEvent.case_id == case.id, CaseEvent.to_status == case.status)
+            .order_by(CaseEvent.id.desc()).limit(1)).first()
+        if entered is None:
+            return
+        for item in due(definition, case.status, entered, now, case.reference):
+            if item.days_before is None:
+                self.hub.cases.transition(
+                    session, case, item.deadline.to, role="hub", actor="hub:deadlines",
+                    reason=item.deadline.reason or f"deadline_{item.deadline.status}",
+                    updates=recorded_updates(case.data, item) or None)
+                report.moved.append(case.reference)
+            elif self._remind(session, case, item):
+                report.reminded.append(case.reference)
+
+    def _remind(self, session: Session, case: CaseRow, item: Due) -> bool:
+        exists = session.scalars(select(NotificationRow.id).where(
+            NotificationRow.case_id == case.id, NotificationRow.key == item.key)).first()
+        if exists is not None:
+            return False
+        session.add(NotificationRow(
+            case_id=case.id, kind="deadline_reminder", key=item.key, language=case.language,
+            details={"status": item.deadline.status, "to": item.deadline.to,
+                     "due_at": item.due_at.isoformat(), "days_before": item.days_before},
+            created_at=utcnow()))
+        self.hub.audit.append(session, AuditRecord(
+            action="reminded", actor="hub:deadlines", component="deadlines",
+            correlation_id=case.reference,
+            details={"status": item.deadline.status, "due_at": item.due_at.isoformat(),
+                     "days_before": item.days_before}))
+        return True
+
+
+def purge_documents(hub: Any, now: datetime | None = None) -> int:
+    """Delete uploads no request claimed in time (rows first, then files)."""
+    with hub.store.transaction() as session:
+        keys = hub.attachments.purge(
+            session, unclaimed_for=timedelta(hours=hub.settings.unclaimed_attachment_hours),
+            now=now)
+    return hub.attachments.remove(keys)
+
+
+def purge_seen_ids(hub: Any, now: datetime | None = None) -> int:
+    """Forget signed message ids older than the replay window plus skew: anything that old is
+    refused on its timestamp alone, so the id is no longer needed (`hub.evidence.seen.purge_seen`)."""
+    from hub.evidence.seen import purge_seen
+
+    retention = hub.settings.replay_window + hub.settings.replay_skew
+    return purge_seen(hub.store, older_than=timedelta(seconds=retention), now=now)
+
+
+# -- scheduling ------------------------------------------------------------------------------
+
+#: The hub each process's scheduler works for: persisted jobs name a function and this key,
+#: never the hub object itself (it cannot be stored).
+_HUBS: dict[str, Any] = {}
+
+
+def scheduled_sweep(name: str = "default") -> None:
+    report = DeadlineSweeper(_HUBS[name]).sweep()
+    log.info("deadline sweep: %d moved, %d reminded, %d skipped", len(report.moved),
+             len(report.reminded), len(report.failed))
+
+
+def scheduled_purge(name: str = "default") -> None:
+    removed = purge_documents(_HUBS[name])
+    forgotten = purge_seen_ids(_HUBS[name])
+    log.info("purge: %d unclaimed document files removed, %d seen message ids forgotten",
+             removed, forgotten)
+
+
+def scheduled_retention(name: str = "default") -> None:
+    from hub.cases.retention import RetentionSweeper
+
+    report = RetentionSweeper(_HUBS[name]).run()
+    log.info("retention: %d cases anonymized, %d skipped, %d messages purged",
+             len(report.anonymized), len(report.skipped), report.messages_purged)
+
+
+def scheduled_reencryption(name: str = "default") -> None:
+    """Carry on a re-encryption a ``hub keys rotate`` left unfinished (keys are retired by the
+    command only, which knows when every process has switched to the new key)."""
+    from hub.store.rekey import Reencryption
+
+    job = Reencryption(_HUBS[name])
+    if any(job.pending().values()):
+        report = job.run()
+        log.info("re-encryption: %d rows moved, %d left", sum(report.moved.values()),
+                 report.remaining)
+
+
+class DeadlineScheduler:
+    """APScheduler in a background thread, with its jobs in the hub's database."""
+
+    def __init__(self, hub: Any, *, interval_minutes: float = 15.0, name: str = "default"
+                 ) -> None:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.name = name
+        _HUBS[name] = hub
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=hub.store.engine,
+                                                     tablename=JOB_TABLE)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=timezone.utc)
+        self.interval_minutes = interval_minutes
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.scheduler.add_job("hub.cases.deadlines:scheduled_sweep", "interval",
+                               minutes=self.interval_minutes, args=[self.name],
+                               id="deadlines.sweep", replace_existing=True,
+                               next_run_time=datetime.now(timezone.utc))
+        self.scheduler.add_job("hub.cases.deadlines:scheduled_purge", "interval", hours=6,
+                               args=[self.name], id="documents.purge", replace_existing=True)
+        self.scheduler.add_job("hub.cases.deadlines:scheduled_retention", "interval", hours=24,
+                               args=[self.name], id="retention.run", replace_existing=True)
+        self.scheduler.add_job("hub.cases.deadlines:scheduled_reencryption", "interval", hours=1,
+                               args=[self.name], id="keys.reencrypt", replace_existing=True)
+
+    def jobs(self) -> list[str]:
+        return sorted(job.id for job in self.scheduler.get_jobs())
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=True)
+        _HUBS.pop(self.name, None)

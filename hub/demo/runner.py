@@ -1,0 +1,374 @@
+"""``hub demo``: the whole hub in one process on the embedded default, against the simulators.
+
+The demo is `hub.testing.livehub.AgencyHub` (the machinery of the end-to-end tests) on the embedded
+broker and SQLite store: the hub's web front on a loopback port, the five agency simulators on
+theirs, every exchange signed both ways with a development PKI made in the demo's data directory
+(`hub.keyset.ensure_dev_keys`, the code of ``hub keys init``). Health answers repatriation requests
+by calling the hub back; Justice sends judicial documents to the hub's SOAP endpoint.
+
+Each `Scenario` opens one case with data chosen to draw a known answer from the agencies (by an
+applicant's submission, or by Justice sending a document in), optionally injects faults first
+(an outage that recovers, one that never does), plays what the post records at given statuses
+(`PostRecords`) or lets the deadline clock run (`DaysPass`), and states the outcome expected for
+each exchange and the case's final status. A scenario may wait for others to settle first
+(``after``: a registration update needs the registration). The demo prints one row per exchange
+and exits non-zero if any row missed its expectation.
+
+Scenarios whose agency is down for good are dead-lettered, then the demo brings the agency back
+and replays the dead letter, as an operator would with ``hub dlq replay``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from sqlalchemy import select
+
+from hub.delivery import deadletters
+from hub.config import Settings
+from hub.keyset import ensure_dev_keys
+from hub.store.models import CaseRow, DeadLetterRow, ExchangeRow
+
+#: Short retry ladders so that outages play out in seconds.
+DEMO_RETRY = {"base_delay": 0.1, "max_delay": 0.4, "max_attempts": 4, "jitter": 0.5}
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A case just opened, and the answers of the exchanges that opened it (an agency sending
+    the case in): ``{step: (agency, outcome)}``."""
+
+    reference: str
+    inbound: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def by_applicant(world: Any, scenario: "Scenario", data: dict[str, Any]) -> Opened:
+    """The applicant submits the request (what the intake API and the pages do)."""
+    opened = world.hub.submit(scenario.service, data, actor="demo")
+    return Opened(opened.case.reference)
+
+
+@dataclass(frozen=True)
+class PostRecords:
+    """When the case is in ``at``, the post's staff move it to ``to`` (recording ``updates``,
+    e.g. how a judicial document was delivered), as the back-office does."""
+
+    at: str
+    to: str
+    updates: dict[str, Any] | None = None
+
+    def apply(self, world: Any, reference: str) -> None:
+        from hub.cases.book import find_case
+
+        hub = world.hub
+        with hub.store.transaction() as session:
+            case = find_case(session, reference)
+            hub.cases.transition(session, case, self.to, role="staff",
+                                 actor=f"staff:{case.post}", updates=copy.deepcopy(self.updates))
+        hub.relay.wake()
+
+
+@dataclass(frozen=True)
+class DaysPass:
+    """When the case is in ``at``, the deadline sweep runs as if ``days`` had passed (e.g. a
+    refused judicial document counts as served on the tenth day). The sweep looks at every case:
+    a scenario using it must not leave another case in a status due within ``days``."""
+
+    at: str
+    days: int
+
+    def apply(self, world: Any, reference: str) -> None:
+        from hub.cases.deadlines import DeadlineSweeper
+        from hub.store.models import utcnow
+
+        moved = DeadlineSweeper(world.hub).sweep(now=utcnow() + timedelta(days=self.days)).moved
+        if reference not in moved:
+            raise RuntimeError(f"{self.days} days later, no deadline moved {reference}")
+
+
+@dataclass
+class Scenario:
+    name: str
+    service: str
+    #: The applicant's request, or the document an agency sends in (see ``opens``).
+    data: Callable[[], dict[str, Any]]
+    #: Expected outcome per step, e.g. {"licence_check": "authentic"}.
+    outcomes: dict[str, str]
+    #: The case's final status.
+    status: str
+    #: Faults to inject before opening the case: (agency, kind, options); ``match`` is filled
+    #: with `marker` so that the fault hits this case only.
+    faults: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    marker: Callable[[dict[str, Any]], str] | None = None
+    #: The agency never recovers on its own: expect a dead letter, then heal and replay it.
+    replay: bool = False
+    #: How the case opens: `by_applicant`, or e.g. Justice sending a document to the hub.
+    opens: Callable[[Any, "Scenario", dict[str, Any]], Opened] = by_applicant
+    #: What people (or the clock) do on the way, in order: `PostRecords`, `DaysPass`.
+    actions: tuple[PostRecords | DaysPass, ...] = ()
+    #: Names of scenarios whose cases must have settled before this one opens.
+    after: tuple[str, ...] = ()
+
+    @property
+    def unattended(self) -> bool:
+        """An applicant's case that reaches its status with nobody acting and no fault."""
+        return (not self.faults and not self.replay and not self.actions and not self.after
+                and self.opens is by_applicant and bool(self.outcomes))
+
+
+def scenarios() -> list[Scenario]:
+    from hub.demo.scenarios import SCENARIOS
+
+    return list(SCENARIOS)
+
+
+@dataclass
+class Row:
+    scenario: str
+    service: str
+    agency: str
+    step: str
+    case_reference: str
+    expected_outcome: str
+    actual_outcome: str | None
+    expected_status: str
+    actual_status: str
+    attempts: int
+    #: The exchange was dead-lettered, then replayed by the operator (attempts count anew).
+    replayed: bool
+    ok: bool
+
+
+@dataclass
+class Report:
+    """The demo's outcome: a row per exchange, and who signed the messages (the hub and each
+    agency simulator; a simulator with keys refuses a request whose signature fails, and the
+    hub refuses such an answer, so every row that reached its outcome was signed both ways)."""
+
+    rows: list[Row]
+    signed: dict[str, bool]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows) and all(self.signed.values())
+
+
+def choose(only: str | None) -> list[Scenario]:
+    """The scenarios named by ``only`` (a service or a scenario name; all when None), with the
+    scenarios they wait for."""
+    every = scenarios()
+    by_name = {s.name: s for s in every}
+    chosen = [s for s in every if only is None or only in (s.name, s.service)]
+    wanted = {s.name for s in chosen}
+    pending = [name for s in chosen for name in s.after]
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending.extend(by_name[name].after)
+    return [s for s in every if s.name in wanted]
+
+
+def demo_hubs(root: Path) -> Callable[..., Any]:
+    """A hub factory for `AgencyHub`: embedded broker and SQLite under ``root``, with the
+    development PKI that ``hub keys init`` would make there."""
+    from hub.runtime import Hub
+
+    def make(*, broker_url: str | None = None, database_url: str | None = None,
+             env: dict[str, str] | None = None, **options: Any) -> Any:
+        values = {"HUB_DATA_DIR": str(root), "HUB_RELAY_POLL_INTERVAL": "0.05",
+                  "HUB_VISIBILITY_TIMEOUT": "10", **(env or {})}
+        if broker_url:
+            values["HUB_BROKER_URL"] = broker_url
+        if database_url:
+            values["HUB_DATABASE_URL"] = database_url
+        settings = Settings.from_env(values)
+        ensure_dev_keys(settings)
+        return Hub(settings, **options)
+
+    return make
+
+
+def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
+             progress: TextIO | None = None, only: str | None = None) -> Report:
+    from hub.testing.livehub import AgencyHub
+
+    chosen = choose(only)
+    with tempfile.TemporaryDirectory(prefix="hub-demo-") as scratch:
+        root = Path(data_dir) if data_dir else Path(scratch)
+        world = AgencyHub(demo_hubs(root), retry=DEMO_RETRY, concurrency=2).start()
+        try:
+            rows = _play(world, chosen, timeout, progress)
+            signed = {"hub": world.hub.signing is not None,
+                      **{name: sim.signing is not None
+                         for name, sim in sorted(world.simulators.items())}}
+            return Report(rows, signed)
+        finally:
+            world.stop()
+            world.hub.close()
+
+
+@dataclass
+class _Run:
+    """A scenario's progress through the demo."""
+
+    scenario: Scenario
+    opened: Opened | None = None
+    done: int = 0  # actions applied
+    replayed: bool = False
+
+
+def _play(world: Any, chosen: list[Scenario], timeout: float,
+          progress: TextIO | None) -> list[Row]:
+    runs = [_Run(s) for s in chosen]
+    deadline = time.monotonic() + timeout
+    bar = Progress(progress)
+    while time.monotonic() < deadline:
+        statuses = _statuses(world.hub, [r.opened.reference for r in runs if r.opened])
+        settled = {r.scenario.name for r in runs if _settled(r, statuses)}
+        for run in runs:
+            scenario = run.scenario
+            if run.opened is None:
+                if set(scenario.after) <= settled:
+                    run.opened = _open(world, scenario)
+                continue
+            status = statuses.get(run.opened.reference)
+            if run.done < len(scenario.actions) and status == scenario.actions[run.done].at:
+                scenario.actions[run.done].apply(world, run.opened.reference)
+                run.done += 1
+            if scenario.replay and not run.replayed:
+                run.replayed = _replay_when_parked(world, scenario, run.opened.reference)
+        bar.show(len(settled), len(runs))
+        if len(settled) == len(runs):
+            break
+        time.sleep(0.05)
+    if progress is not None and progress.isatty():
+        progress.write("\n")
+    return _rows(world.hub, runs)
+
+
+def _open(world: Any, scenario: Scenario) -> Opened:
+    data = scenario.data()
+    marker = scenario.marker(data) if scenario.marker else None
+    for agency, kind, options in scenario.faults:
+        world.simulators[agency].inject(kind, match=marker, **options)
+    return scenario.opens(world, scenario, data)
+
+
+def _statuses(hub: Any, references: list[str]) -> dict[str, str]:
+    if not references:
+        return {}
+    with hub.store.session() as session:
+        return dict(session.execute(select(CaseRow.reference, CaseRow.status).where(
+            CaseRow.reference.in_(references))).all())
+
+
+def _settled(run: _Run, statuses: dict[str, str]) -> bool:
+    return (run.opened is not None and run.done == len(run.scenario.actions)
+            and statuses.get(run.opened.reference) == run.scenario.status)
+
+
+def _replay_when_parked(world: Any, scenario: Scenario, reference: str) -> bool:
+    hub = world.hub
+    with hub.store.session() as session:
+        parked = session.scalars(select(DeadLetterRow.id).where(
+            DeadLetterRow.correlation_id == reference, DeadLetterRow.status == "parked")).all()
+    if not parked:
+        return False
+    for agency, _kind, _options in scenario.faults:
+        world.simulators[agency].clear_faults()  # the agency is back
+    deadletters.replay(hub.store, hub.audit, parked, actor="operator:demo")
+    hub.relay.wake()
+    return True
+
+
+class Progress:
+    """A one-line progress bar on a terminal; one line per change elsewhere (logs, CI)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.last: tuple[int, int] | None = None
+
+    def show(self, done: int, total: int, width: int = 30) -> None:
+        if self.stream is None or self.last == (done, total):
+            return
+        self.last = (done, total)
+        filled = int(width * done / max(total, 1))
+        end = "" if self.stream.isatty() else "\n"
+        self.stream.write(f"\r  cases settled [{'#' * filled}{'.' * (width - filled)}]"
+                          f" {done}/{total}{end}")
+        self.stream.flush()
+
+
+def _rows(hub: Any, runs: list[_Run]) -> list[Row]:
+    rows: list[Row] = []
+    with hub.store.session() as session:
+        for run in runs:
+            scenario = run.scenario
+            reference = run.opened.reference if run.opened else "-"
+            case = session.scalars(select(CaseRow).where(CaseRow.reference == reference)).first()
+            status = case.status if case is not None else "not opened"
+            exchanges = {} if case is None else {e.step: e for e in session.scalars(
+                select(ExchangeRow).where(ExchangeRow.case_id == case.id)
+                .order_by(ExchangeRow.round))}
+            inbound = run.opened.inbound if run.opened else {}
+            for step, outcome in scenario.outcomes.items():
+                exchange = exchanges.get(step)
+                if step in inbound:
+                    agency, actual, attempts = *inbound[step], 1
+                else:
+                    agency = exchange.agency if exchange else "?"
+                    actual = exchange.outcome if exchange else None
+                    attempts = exchange.attempts if exchange else 0
+                rows.append(Row(
+                    scenario=scenario.name, service=scenario.service, agency=agency, step=step,
+                    case_reference=reference, expected_outcome=outcome, actual_outcome=actual,
+                    expected_status=scenario.status, actual_status=status, attempts=attempts,
+                    replayed=run.replayed and step not in inbound,
+                    ok=actual == outcome and status == scenario.status
+                    and run.done == len(scenario.actions)))
+    return rows
+
+
+def render_table(report: Report, out: TextIO = sys.stdout) -> None:
+    rows = report.rows
+    headers = ["service", "scenario", "agency", "step", "case", "expected", "actual",
+               "tries", "case status", "ok"]
+    table = [[r.service, r.scenario, r.agency, r.step, r.case_reference, r.expected_outcome,
+              r.actual_outcome or "-",
+              f"{r.attempts} after replay" if r.replayed else str(r.attempts), r.actual_status,
+              "yes" if r.ok else "NO"] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h)
+              for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out.write(line.rstrip() + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    previous = None
+    for row in table:
+        # The service once per group: the table reads as seven blocks.
+        shown = [row[0] if row[0] != previous else "", *row[1:]]
+        previous = row[0]
+        out.write("  ".join(c.ljust(w) for c, w in zip(shown, widths)).rstrip() + "\n")
+    passed = sum(r.ok for r in rows)
+    services = len({r.service for r in rows})
+    out.write(f"\n{passed}/{len(rows)} exchanges of {services} service{'s' * (services != 1)}"
+              f" reached their expected outcome\n")
+    unsigned = sorted(name for name, signed in report.signed.items() if not signed)
+    out.write("signed both ways: hub and " + ", ".join(
+        n for n in report.signed if n != "hub") + "\n" if not unsigned
+        else f"NOT signing: {', '.join(unsigned)}\n")
+
+
+def render_json(report: Report, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps({
+        "ok": report.ok,
+        "services": sorted({r.service for r in report.rows}),
+        "signed": report.signed,
+        "exchanges": [r.__dict__ for r in report.rows],
+    }, indent=2) + "\n")

@@ -1,0 +1,203 @@
+"""Probes for orchestrators and scrapers: ``/healthz``, ``/readyz``, ``/metrics``.
+
+- ``GET /healthz``: the process is alive and serving (no dependency is touched): 200.
+- ``GET /readyz``: this process can do useful work: the database answers, the broker answers and
+  knows our queues, the keys can be read, no certificate has expired or expires within
+  ``HUB_CERTIFICATE_MIN_DAYS``. Each check runs with a time limit (``HUB_READYZ_TIMEOUT``); the
+  result is reused for ``HUB_READYZ_CACHE_SECONDS`` so a probe storm does not become a load on
+  the database. 200 when every check passes, 503 otherwise, and 503 with ``"maintenance"`` while
+  the deployment is in maintenance (``HUB_MAINTENANCE=1`` or the console's switch), which takes
+  the process out of a load balancer during an upgrade without killing it.
+- ``GET /metrics``: Prometheus text format, see `hub.web.metrics`.
+
+    {"status": "ready", "checks": {"database": {"ok": true, "ms": 1.2, "detail": "SELECT 1"},
+                                   "broker": {...}, "keys": {...}, "certificates": {...}}}
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.ops import controls
+
+blueprint = Blueprint("probes", __name__)
+
+CERT_SUFFIXES = (".pem", ".crt", ".cer")
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+    ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail, "ms": round(self.ms, 1)}
+
+
+def check_database(hub: Any) -> str:
+    hub.store.ping()
+    return "SELECT 1 answered"
+
+
+def check_broker(hub: Any) -> str:
+    with hub.open_broker() as broker:
+        depth = broker.depth(hub.topology.cases_queue)
+    return f"{hub.topology.cases_queue} reachable ({depth} messages)"
+
+
+def check_keys(hub: Any) -> str:
+    """The keys a restarted process would load are all there and usable: the hub's signing key
+    and certificate (neither expired nor revoked by the current CRL), the trust store and the
+    data-key ring. The running process keeps what it loaded at start; this says whether the next
+    one (a new worker, a restart) would start."""
+    from hub.keyset import HubKeys
+
+    keys = HubKeys.load(hub.settings)
+    probe = b"readyz"
+    if keys.data.decrypt(keys.data.encrypt(probe, context=probe), context=probe) != probe:
+        raise RuntimeError("the data-key ring does not decrypt what it encrypts")
+    return f"signing key {keys.signer.key_type.upper()} and data keys readable in {hub.settings.keys_dir}"
+
+
+def certificates_expiry(keys_dir: Path) -> list[tuple[str, datetime]]:
+    """(file, not-after) of every X.509 certificate under ``keys_dir``."""
+    from cryptography import x509
+
+    found: list[tuple[str, datetime]] = []
+    if not keys_dir.is_dir():
+        return found
+    for path in sorted(keys_dir.rglob("*")):
+        if path.suffix.lower() not in CERT_SUFFIXES or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"BEGIN CERTIFICATE" not in data:
+            continue  # a private key or CSR with a .pem name
+        for cert in x509.load_pem_x509_certificates(data):
+            found.append((str(path.relative_to(keys_dir)), cert.not_valid_after_utc))
+    return found
+
+
+def check_certificates(hub: Any) -> str:
+    certs = certificates_expiry(Path(hub.settings.keys_dir))
+    if not certs:
+        return "no certificates configured"
+    now = datetime.now(timezone.utc)
+    name, first = min(certs, key=lambda item: item[1])
+    days = (first - now).total_seconds() / 86400
+    if days < hub.settings.certificate_min_days:
+        state = "expired" if days < 0 else f"expires in {days:.1f} days"
+        raise RuntimeError(f"certificate {name} {state} ({first:%Y-%m-%d})")
+    return f"{len(certs)} certificates; first to expire: {name} in {days:.0f} days"
+
+
+CHECKS: dict[str, Callable[[Any], str]] = {
+    "database": check_database,
+    "broker": check_broker,
+    "keys": check_keys,
+    "certificates": check_certificates,
+}
+
+
+class Readiness:
+    """Runs `CHECKS` in parallel, each within ``timeout`` seconds; caches the verdict."""
+
+    MAX_HUNG = 8
+
+    def __init__(self, hub: Any, *, timeout: float | None = None, ttl: float | None = None,
+                 checks: dict[str, Callable[[Any], str]] | None = None) -> None:
+        self.hub = hub
+        self.timeout = hub.settings.readyz_timeout if timeout is None else timeout
+        self.ttl = hub.settings.readyz_cache_seconds if ttl is None else ttl
+        self.checks = dict(CHECKS if checks is None else checks)
+        # A hung check keeps its thread: daemon threads (an executor's are joined at interpreter
+        # exit, so one hung check would hang the shutdown), at most MAX_HUNG of them at a time.
+        self._in_flight = threading.BoundedSemaphore(self.MAX_HUNG)
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    def _run(self, fn: Callable[[Any], str]) -> Check:
+        start = time.monotonic()
+        try:
+            detail = fn(self.hub)
+            return Check(True, detail, (time.monotonic() - start) * 1000)
+        except Exception as exc:  # noqa: BLE001 - any failure is "not ready", with its reason
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            return Check(False, f"{type(exc).__name__}: {message}"[:300],
+                         (time.monotonic() - start) * 1000)
+
+    def _start(self, fn: Callable[[Any], str]) -> "concurrent.futures.Future[Check]":
+        future: concurrent.futures.Future[Check] = concurrent.futures.Future()
+        if not self._in_flight.acquire(blocking=False):
+            future.set_result(Check(False, f"{self.MAX_HUNG} earlier checks still hung", 0.0))
+            return future
+
+        def work() -> None:
+            try:
+                future.set_result(self._run(fn))
+            finally:
+                self._in_flight.release()
+
+        threading.Thread(target=work, name="readyz", daemon=True).start()
+        return future
+
+    def verdict(self) -> dict[str, Any]:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl:
+                return self._cached[1]
+            futures = {name: self._start(fn) for name, fn in self.checks.items()}
+            deadline = time.monotonic() + self.timeout
+            results: dict[str, Check] = {}
+            for name, future in futures.items():
+                try:
+                    results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    results[name] = Check(False, f"no answer within {self.timeout}s",
+                                          self.timeout * 1000)
+            maintenance = self.hub.settings.maintenance
+            if not maintenance and results.get("database", Check(False, "")).ok:
+                try:
+                    maintenance = controls.in_maintenance(self.hub.store)
+                except Exception:  # noqa: BLE001 - the database check already says enough
+                    pass
+            ready = all(c.ok for c in results.values())
+            verdict = {"status": "maintenance" if maintenance else
+                       ("ready" if ready else "not_ready"),
+                       "checks": {name: check.as_dict() for name, check in results.items()}}
+            self._cached = (time.monotonic(), verdict)
+            return verdict
+
+
+def init_app(app: Any) -> None:
+    """Register the probes on ``app`` (its ``extensions["hub"]`` is the hub)."""
+    from hub.web.metrics import hub_registry
+
+    hub = app.extensions["hub"]
+    app.extensions["readiness"] = Readiness(hub)
+    app.extensions["metrics_registry"] = hub_registry(hub)
+    app.register_blueprint(blueprint)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="alive")
+
+
+@blueprint.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    verdict = current_app.extensions["readiness"].verdict()
+    return jsonify(verdict), 200 if verdict["status"] == "ready" else 503
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    body = generate_latest(current_app.extensions["metrics_registry"])
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
