@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from hub.evidence.audit.log import AuditLog, AuditRecord
-from hub.evidence.audit.chain import InlineChain, seal_pending
+from hub.evidence.audit.chain import InlineChain, chain_pending
 from hub.delivery.idempotency import mark_processed
 from hub.store import Store, normalize_url
 
@@ -61,7 +61,7 @@ def _run(url: str, log: AuditLog, writers: int, records: int, sealer: bool) -> f
 
     def seal_loop() -> None:
         while not stop.is_set():
-            seal_pending(store)
+            chain_pending(store)
             stop.wait(0.05)
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(writers)]
@@ -77,7 +77,7 @@ def _run(url: str, log: AuditLog, writers: int, records: int, sealer: bool) -> f
     stop.set()
     if sealing:
         sealing.join()
-    seal_pending(store)
+    chain_pending(store)
     store.dispose()
     return per_writer * writers / elapsed
 

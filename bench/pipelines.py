@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 from bench import drive as d
 from bench import workload

@@ -104,7 +104,7 @@ def hub_relay(options: dict[str, Any]) -> None:
     _started()
     stop = _until_term()
     threads = [threading.Thread(target=hub.relay.run, args=(stop,), daemon=True),
-               threading.Thread(target=hub.sealer().run, args=(stop,), daemon=True)]
+               threading.Thread(target=hub.chainer().run, args=(stop,), daemon=True)]
     for thread in threads:
         thread.start()
     _ready()

@@ -76,10 +76,10 @@ def fill(database_url: str, lo: int, hi: int, chunk: int = 100_000) -> None:
 def chain_filled(store: Any) -> float:
     """Chain the audit records the fill added (the hub's sealers would, in the background,
     during the measurement instead): seconds taken."""
-    from hub.evidence.audit.chain import seal_pending
+    from hub.evidence.audit.chain import chain_pending
 
     started = time.perf_counter()
-    seal_pending(store, batch=20_000)
+    chain_pending(store, batch=20_000)
     return time.perf_counter() - started
 
 
@@ -87,10 +87,10 @@ def audit_verification(store: Any, keys: Any, since: int | None) -> dict[str, An
     """Seal what is pending, sign a checkpoint, then time a full verification of the chain and
     the incremental one from ``since`` (the previous point's checkpoint: what a daily check
     re-hashes). Both must find the chain intact."""
-    from hub.evidence.audit.chain import make_checkpoint, seal_pending
+    from hub.evidence.audit.chain import make_checkpoint, chain_pending
     from hub.evidence.audit.verify import verify_chain
 
-    seal_pending(store, batch=20_000)
+    chain_pending(store, batch=20_000)
     checkpoint = make_checkpoint(store, keys.signer)
     started = time.perf_counter()
     full = verify_chain(store, keys.trust)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from bench import drive as d
 from bench.context import Context
-from bench.infra import delete_queues, fresh_database, new_namespace
+from bench.infra import delete_queues, new_namespace
 from bench.load import LoadSpec
 from bench.measure import Figures
 from bench.procs import ProcessGroup

@@ -31,7 +31,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.errors import ConfigurationError
-from hub.delivery.retry import RetryPolicy
 
 
 class CircuitBreakerSettings(BaseModel):
@@ -48,9 +47,6 @@ class RetrySettings(BaseModel):
     max_delay: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=50)
     jitter: float = Field(default=0.5, ge=0, lt=1)
-
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(**self.model_dump())
 
 
 class AgencyConfig(BaseModel):

@@ -36,7 +36,11 @@ from typing import Any
 
 from lxml import etree
 
-from connectors.xml import XROAD
+from connectors.xml import SOAP_ENV, XROAD
+from hub.errors import ConfigurationError
+from security.jws import sign_detached, verify_detached
+from security.keys import KeyStore
+from security.xmldsig import sign_soap, verify_xml
 
 JWS_HEADER = "X-JWS-Signature"
 XROAD_ID = f"{{{XROAD}}}id"
@@ -57,7 +61,6 @@ class MessageSigning:
         """The party's signing view of the PKI in ``keys_dir``, or None when there is no PKI."""
         if keys_dir is None or not (Path(keys_dir) / "pki.json").is_file():
             return None
-        from security.keys import KeyStore
 
         keys = KeyStore.load(Path(keys_dir), own=[party])
         return cls(party=party, signer=keys.signer(party), trust=keys.trust_store())
@@ -67,7 +70,6 @@ class MessageSigning:
     def sign_soap(self, envelope: etree._Element, *, now: datetime | None = None
                   ) -> etree._Element:
         """``envelope`` signed; ``now`` dates the signed timestamp (default: the clock)."""
-        from security.xmldsig import sign_soap
 
         headers = [XROAD_ID] if envelope.find(f".//{XROAD_ID}") is not None else []
         return sign_soap(envelope, self.signer, sign_headers=headers, now=now)
@@ -77,7 +79,6 @@ class MessageSigning:
         """The `VerifiedXml` of a SOAP message signed by ``party`` (Body, timestamp and, when
         ``signed_id``, the X-Road id covered), refused as a replay when ``fresh`` and this
         view has a verifier (``answer``: the message answers one of ours, see module doc)."""
-        from security.xmldsig import verify_xml
 
         max_bytes = {} if self.verifier is None else {"max_bytes": self.verifier.max_bytes}
         verified = verify_xml(data, self.trust, party, expected_reference="soap-body",
@@ -94,14 +95,12 @@ class MessageSigning:
     def sign_body(self, body: bytes, message_id: str, *, now: datetime | None = None
                   ) -> dict[str, str]:
         """The header carrying ``body``'s detached JWS; ``now`` dates its ``iat``."""
-        from security.jws import sign_detached
 
         return {JWS_HEADER: sign_detached(body, self.signer, message_id=message_id, now=now)}
 
     def verify_body(self, headers: Any, body: bytes, party: str, *, fresh: bool = True) -> Any:
         """The `VerifiedJws` of ``body`` signed by ``party`` (header ``X-JWS-Signature``),
         refused as a replay when ``fresh`` and this view has a verifier."""
-        from security.jws import verify_detached
 
         max_bytes = {} if self.verifier is None else {"max_bytes": self.verifier.max_bytes}
         verified = verify_detached(headers.get(JWS_HEADER, ""), body, self.trust, party,
@@ -121,7 +120,6 @@ class MessageSigning:
             return
         store = seen if seen is not None else self.seen
         if store is None:
-            from hub.errors import ConfigurationError
 
             raise ConfigurationError("replay protection needs a store of seen message ids")
         self.verifier.guard(store).check(party, message_id, created, expires=expires)
@@ -129,7 +127,6 @@ class MessageSigning:
 
 def replace_body(envelope: etree._Element, signed_body: etree._Element) -> etree._Element:
     """``envelope`` with its Body replaced by the verified one (read only what was signed)."""
-    from connectors.xml import SOAP_ENV
 
     body = envelope.find(f"{{{SOAP_ENV}}}Body")
     if body is not None:

@@ -52,10 +52,17 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Literal
 
+import requests
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import make_server
+
+from connectors.signing import MessageSigning
+from hub.errors import HubError, UntrustedCertificate
+from security.keys import KeyStore
+from security.tls import client_context, party_from_peer, pinned_session, server_context
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +263,6 @@ class Simulator(abc.ABC):
     @property
     def signing(self) -> Any:
         if not hasattr(self, "_signing"):
-            from connectors.signing import MessageSigning
 
             self._signing = MessageSigning.load(self.options.get("keys_dir"), self.agency)
         return self._signing
@@ -265,7 +271,6 @@ class Simulator(abc.ABC):
         """Why the request's JWS is refused, or None (also when signing is off)."""
         if self.signing is None:
             return None
-        from hub.errors import HubError
 
         try:
             self.signing.verify_body(request.headers, request.get_data(), "hub")
@@ -371,9 +376,7 @@ class Simulator(abc.ABC):
         return f"{scheme}://{self.host}:{self.port}"
 
     def _tls_store(self) -> Any:
-        from pathlib import Path
 
-        from security.keys import KeyStore
 
         if not self.options.get("keys_dir"):
             raise ValueError(f"{self.agency} simulator: tls needs keys_dir")
@@ -382,13 +385,11 @@ class Simulator(abc.ABC):
     def hub_session(self) -> Any:
         """A `requests.Session` to call the hub: with ``tls``, pinned mutual TLS presenting this
         agency's client certificate and expecting the hub's server key; else plain."""
-        import requests
 
         if not self.options.get("tls"):
             session = requests.Session()
             session.trust_env = False
             return session
-        from security.tls import client_context, pinned_session
 
         store = self._tls_store()
         return pinned_session("hub", {store.tls_pin("hub")},
@@ -399,8 +400,6 @@ class Simulator(abc.ABC):
         def _only_the_hub() -> Response | None:
             if not self.options.get("tls"):
                 return None
-            from hub.errors import UntrustedCertificate
-            from security.tls import party_from_peer
 
             sock = request.environ.get("werkzeug.socket")
             der = sock.getpeercert(binary_form=True) if sock is not None else None
@@ -439,7 +438,6 @@ class Simulator(abc.ABC):
         self._serve()
 
     def _server_tls(self) -> Any:
-        from security.tls import server_context
 
         store = self._tls_store()
         self._tls_trust = store.trust_store()

@@ -11,6 +11,7 @@ The defaults give the embedded quick start: SQLite store and SQLite-backed queue
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
@@ -202,13 +203,19 @@ class Settings:
     agency_tls_all: bool = False
     agency_tls: frozenset[str] = frozenset()
     #: Seconds between two passes of the audit sealer (chains new audit records).
-    audit_seal_interval: float = 0.5
+    audit_chain_interval: float = 0.5
     #: Retention of personal data per service, in days (`default_retention_days` overridden by
     #: ``HUB_RETENTION_<SERVICE>_DAYS``), and for services not listed (``HUB_RETENTION_DAYS``).
     retention_days: dict[str, int] = field(default_factory=dict)
     default_retention_days: int = 1095
     #: Dead-letter bodies and sent outbox rows are purged after this many days.
     message_retention_days: int = 90
+
+    @property
+    def seen_id_retention(self) -> timedelta:
+        """How long a signed message id is remembered: past the replay window and the clock
+        skew, a message is refused on its timestamp alone."""
+        return timedelta(seconds=self.replay_window + self.replay_skew)
 
     def uses_agency_tls(self, agency: str) -> bool:
         return self.agency_tls_all or agency in self.agency_tls
@@ -282,7 +289,7 @@ class Settings:
             agency_tls_all=_bool(env, "HUB_AGENCY_TLS", False),
             agency_tls=frozenset(name for name in _agency_values(env, "_TLS")
                                  if _bool(env, f"HUB_AGENCY_{name.upper()}_TLS", False)),
-            audit_seal_interval=_float(env, "HUB_AUDIT_SEAL_INTERVAL", 0.5, minimum=0.01),
+            audit_chain_interval=_float(env, "HUB_AUDIT_SEAL_INTERVAL", 0.5, minimum=0.01),
             retention_days=_retention(env),
             default_retention_days=_int(env, "HUB_RETENTION_DAYS", 1095, minimum=1),
             message_retention_days=_int(env, "HUB_MESSAGE_RETENTION_DAYS", 90, minimum=1),

@@ -14,6 +14,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from hub.masking import redact
+
 #: ``extra`` keys that may appear in a log line; everything else is dropped.
 ALLOWED_EXTRA = frozenset({"correlation_id", "message_id", "agency", "service", "component",
                            "error_code", "attempt", "queue", "status", "duration_ms", "count"})
@@ -21,12 +23,11 @@ ALLOWED_EXTRA = frozenset({"correlation_id", "message_id", "agency", "service", 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line. The message and any traceback pass through
-    `hub.ops.masking.redact` (quoted values, e-mails and dates masked; ids, case references,
+    `hub.masking.redact` (quoted values, e-mails and dates masked; ids, case references,
     timestamps, queue names and hosts kept), because an error message can quote a value from a
     form."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from hub.ops.masking import redact
 
         line = {
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),

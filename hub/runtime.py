@@ -15,33 +15,45 @@ In production each kind of part runs in its own processes (``hub worker``, ``hub
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from connectors.base import Connector
 from connectors.registry import AgencyConfig, build_connector, load_agencies
-from hub.store.attachments import AttachmentStore, open_cipher
-from security.tokens import TokenAuthority
-from hub.evidence.audit.log import AuditLog
-from hub.evidence.audit.chain import AuditSealer
+from connectors.signing import MessageSigning
+from hub.cases.book import CaseBook, OpenedCase
+from hub.cases.deadlines import DeadlineSweeper
+from hub.cases.retention import RetentionSweeper
+from hub.cases.scheduler import Job, Scheduler
+from hub.config import Settings
 from hub.delivery.broker import Broker, open_broker
 from hub.delivery.broker.topology import Topology
-from hub.cases.book import CaseBook, OpenedCase
 from hub.delivery.circuit import CircuitBreaker
-from hub.config import Settings
 from hub.delivery.deadletters import DeadLetterRecorder
-from hub.errors import ConfigurationError
-from hub.ops.hooks import Observer
-from hub.delivery.outbox import OutboxRelay
-from hub.store.privacy import Privacy
+from hub.delivery.hops import Observer
+from hub.delivery.relay import OutboxRelay
 from hub.delivery.retry import RetryPolicy
-from hub.keyset import HubKeys
+from hub.delivery.workers import CaseWorker, ConnectorWorker
+from hub.errors import ConfigurationError
+from hub.evidence.audit.chain import AuditChainer
+from hub.evidence.audit.log import AuditLog
 from hub.evidence.seal import JwsSeal, Seal
+from hub.evidence.seen import StoreSeenIds, purge_seen
+from hub.evidence.verification import MessageVerifier
+from hub.keyset import HubKeys
+from hub.ops.observer import StoreObserver
 from hub.services import ServiceCatalog
 from hub.store import Store
-from hub.delivery.workers import CaseWorker, ConnectorWorker
+from hub.store.attachments import AttachmentStore, open_cipher, purge_unclaimed_documents
+from hub.store.privacy import Privacy
+from hub.store.rekey import Reencryption
+from security.tls import client_context, pinned_session
+from security.tokens import TokenAuthority
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +76,6 @@ def settle_process(gen0: int = 10_000, gen1: int = 50, gen2: int = 100,
     exchange for the collector settings, 5-15 % more throughput for the switch interval, with
     the same latency at half of the peak. Cycles are still collected.
     """
-    import gc
-    import sys
 
     gc.collect()
     gc.freeze()
@@ -103,7 +113,7 @@ class Hub:
             self.catalog = self.catalog.offline_without(set(self.agencies))
         self.topology = Topology.for_hub(
             settings.broker_namespace,
-            {name: config.retry.policy().ladder for name, config in self.agencies.items()},
+            {name: RetryPolicy.from_mapping(config.retry.model_dump()).ladder for name, config in self.agencies.items()},
             case_retry_delays=CASE_RETRY.ladder)
         self.audit = AuditLog()
         self.seal = seal or JwsSeal(self.keys.signer, self.keys.trust)
@@ -123,7 +133,6 @@ class Hub:
             for name, config in self.agencies.items()
         }
         if observer is None:
-            from hub.ops.observer import StoreObserver
 
             observer = StoreObserver(self.store, breakers=self.breakers)
         #: Operations seam (operational records, pause switches, heartbeats).
@@ -164,7 +173,6 @@ class Hub:
         certificate, our CA and CRL, and the agency's server key pinned
         (``HUB_AGENCY_<NAME>_TLS_PIN``; without one, the key of the agency's certificate in the
         keys directory, which is what development and the tests use)."""
-        from security.tls import client_context, pinned_session
 
         store = self.keys.store
         pins = self.settings.agency_tls_pins.get(agency) or {store.tls_pin(agency)}
@@ -175,9 +183,6 @@ class Hub:
         """The hub's message signing (XML-DSig, JWS) over the keys loaded at start, with replay
         protection: ``HUB_REPLAY_WINDOW`` and the database's seen message ids."""
         if not hasattr(self, "_signing"):
-            from connectors.signing import MessageSigning
-            from hub.evidence.seen import StoreSeenIds
-            from hub.evidence.verification import MessageVerifier
 
             self._signing = MessageSigning(
                 party="hub", signer=self.keys.signer, trust=self.keys.trust,
@@ -208,7 +213,7 @@ class Hub:
         config = self.agencies[agency]
         return ConnectorWorker(connector=self.new_connector(agency), breaker=self.breakers[agency],
                                **self._consumer_options(self.topology.agency_queue(agency),
-                                                        config.retry.policy()))
+                                                        RetryPolicy.from_mapping(config.retry.model_dump())))
 
     def case_worker(self) -> CaseWorker:
         return CaseWorker(cases=self.cases,
@@ -217,9 +222,49 @@ class Hub:
     def recorder(self) -> DeadLetterRecorder:
         return DeadLetterRecorder(self.store, self.open_broker, self.audit, self.topology)
 
-    def sealer(self) -> AuditSealer:
+    def chainer(self) -> AuditChainer:
         """Chains committed audit records (one pass every ``HUB_AUDIT_SEAL_INTERVAL``)."""
-        return AuditSealer(self.store, interval=self.settings.audit_seal_interval)
+        return AuditChainer(self.store, interval=self.settings.audit_chain_interval)
+
+    def scheduler(self, *, interval_minutes: float = 15.0) -> Scheduler:
+        """The recurring jobs of a hub (``hub deadlines run``): the deadline sweep every
+        ``interval_minutes`` (and at start), the purge of unclaimed documents and expired seen
+        message ids every 6 hours, the retention job daily, and the continuation of an
+        unfinished re-encryption hourly."""
+        return Scheduler(self.store.engine, [
+            Job("deadlines.sweep", timedelta(minutes=interval_minutes), self._sweep_deadlines,
+                at_start=True),
+            Job("documents.purge", timedelta(hours=6), self._purge),
+            Job("retention.run", timedelta(hours=24), self._apply_retention),
+            Job("keys.reencrypt", timedelta(hours=1), self._continue_reencryption),
+        ])
+
+    def _sweep_deadlines(self) -> None:
+        report = DeadlineSweeper(self).sweep()
+        log.info("deadline sweep: %d moved, %d reminded, %d skipped", len(report.moved),
+                 len(report.reminded), len(report.failed))
+
+    def _purge(self) -> None:
+        removed = purge_unclaimed_documents(
+            self.store, self.attachments,
+            unclaimed_for=timedelta(hours=self.settings.unclaimed_attachment_hours))
+        forgotten = purge_seen(self.store, older_than=self.settings.seen_id_retention)
+        log.info("purge: %d unclaimed document files removed, %d seen message ids forgotten",
+                 removed, forgotten)
+
+    def _apply_retention(self) -> None:
+        report = RetentionSweeper(self).run()
+        log.info("retention: %d cases anonymized, %d skipped, %d messages purged",
+                 len(report.anonymized), len(report.skipped), report.messages_purged)
+
+    def _continue_reencryption(self) -> None:
+        """Carry on a re-encryption a ``hub keys rotate`` left unfinished (keys are retired by
+        the command only, which knows when every process has switched to the new key)."""
+        job = Reencryption(self)
+        if any(job.pending().values()):
+            report = job.run()
+            log.info("re-encryption: %d rows moved, %d left", sum(report.moved.values()),
+                     report.remaining)
 
     @contextlib.contextmanager
     def run(self, *, relay: bool = True, cases: int = 1, recorder: bool = True,
@@ -229,7 +274,7 @@ class Hub:
         runner = Runner()
         components: list[str] = []
         if sealer:
-            runner.add("audit-sealer", self.sealer().run)
+            runner.add("audit-chainer", self.chainer().run)
         if relay:
             runner.add("relay", self.relay.run)
             components.append("relay")

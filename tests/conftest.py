@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-# The connector conformance kit (fixtures, parametrization): see connectors/conformance.py.
-pytest_plugins = ["connectors.conformance"]
+# The connector conformance kit (fixtures, parametrization): see hub/testing/conformance.py.
+pytest_plugins = ["hub.testing.conformance"]
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 and the WSDL renderer the packaged SOAP agencies were generated with."""
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from hub.errors import ConfigurationError
 
 
 def environment() -> jinja2.Environment:
@@ -32,7 +35,6 @@ def render_wsdl(*, agency: str, title: str, service_name: str, namespace: str,
 
 
 def _existing_ports(root: Path) -> set[int]:
-    import re
 
     ports = set()
     for spec in (root / "connectors").glob("*/agency.yaml"):
@@ -46,9 +48,7 @@ def scaffold(root: Path, name: str, *, protocol: str, title: str | None = None,
              port: int | None = None) -> list[Path]:
     """Write a new agency's connector, simulator, register, mappings, schemas and conformance
     test under the project ``root``; returns the files written. Refuses to overwrite."""
-    import re
 
-    from hub.errors import ConfigurationError
 
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,31}", name):
         raise ConfigurationError(f"agency name {name!r}: lower-case letters, digits, _")

@@ -31,18 +31,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.cases.access import Principal
-from hub.evidence.audit.log import AuditRecord
-from hub.cases.book import find_case, reference_is_well_formed
-from hub.errors import (AccessDenied, IllegalTransition, SchemaViolation, UnknownRoute,
-                        UnknownService)
+from hub.cases.book import find_case
 from hub.cases.posts import get_post
+from hub.cases.references import reference_is_well_formed, secret_matches
+from hub.clock import aware
+from hub.errors import (
+    AccessDenied,
+    IllegalTransition,
+    SchemaViolation,
+    SecurityError,
+    UnknownRoute,
+    UnknownService,
+)
+from hub.evidence.audit.log import AuditRecord
 from hub.store.models import BookingRow, CaseRow, SlotRow, utcnow
 
 MAX_SLOTS_PER_CALL = 500
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Slot:
 
     def as_json(self) -> dict[str, Any]:
         post = get_post(self.post)
-        starts_at = _aware(self.starts_at)
+        starts_at = aware(self.starts_at)
         local = starts_at.astimezone(ZoneInfo(post.timezone)) if post else starts_at
         return {"id": self.id, "post": self.post, "service": self.service,
                 "starts_at": starts_at.isoformat(), "local_time": local.isoformat(),
@@ -92,7 +96,7 @@ class AppointmentBook:
                            "message": "count 1-500, every 5-480 minutes, capacity 1-100"})
         if errors:
             raise SchemaViolation("cannot open these slots", errors=errors)
-        first = _aware(first)
+        first = aware(first)
         created = []
         with self.hub.store.transaction() as session:
             for n in range(count):
@@ -111,7 +115,7 @@ class AppointmentBook:
     def available(self, *, post: str, service: str, since: datetime | None = None,
                   limit: int = 200) -> list[Slot]:
         """Future slots of a post and service with at least one free place."""
-        since = _aware(since or utcnow())
+        since = aware(since or utcnow())
         with self.hub.store.session() as session:
             booked = (select(BookingRow.slot_id, func.count().label("n"))
                       .where(BookingRow.status == "booked").group_by(BookingRow.slot_id)
@@ -122,15 +126,13 @@ class AppointmentBook:
                 .where(SlotRow.post == post, SlotRow.service == service,
                        SlotRow.starts_at > since)
                 .order_by(SlotRow.starts_at).limit(limit * 2)).all()
-        slots = [Slot(s.id, s.post, s.service, _aware(s.starts_at), s.minutes, s.capacity,
+        slots = [Slot(s.id, s.post, s.service, aware(s.starts_at), s.minutes, s.capacity,
                       s.capacity - n) for s, n in rows]
         return [s for s in slots if s.free > 0][:limit]
 
     # -- bookings ------------------------------------------------------------------------------
 
     def _case(self, session: Session, reference: str, secret: str) -> CaseRow:
-        from hub.cases.book import secret_matches
-        from hub.errors import SecurityError
 
         case = find_case(session, reference) if reference_is_well_formed(reference) else None
         if case is None or not secret_matches(secret, case.secret_hash):
@@ -146,6 +148,15 @@ class AppointmentBook:
                                      BookingRow.status == "booked")).first()
         return (row[0], row[1]) if row else None
 
+    def booked(self, session: Session, case_id: str) -> dict[str, Any] | None:
+        """The case's booked appointment as the applicant sees it (or None)."""
+        current = self.current(session, case_id)
+        if current is None:
+            return None
+        slot = current[1]
+        return Slot(slot.id, slot.post, slot.service, slot.starts_at, slot.minutes,
+                    slot.capacity, 0).as_json()
+
     def book(self, reference: str, secret: str, slot_id: int) -> Slot:
         """Book ``slot_id`` for the case; an earlier booking of the case is cancelled in the
         same transaction (rebooking)."""
@@ -160,7 +171,7 @@ class AppointmentBook:
             slot = session.scalars(select(SlotRow).where(SlotRow.id == slot_id)
                                    .with_for_update()).first()
             if slot is None or slot.post != case.post or slot.service != case.service \
-                    or _aware(slot.starts_at) <= utcnow():
+                    or aware(slot.starts_at) <= utcnow():
                 raise SchemaViolation("this slot is not open to this case", errors=[
                     {"field": "slot", "code": "slot_unavailable",
                      "message": "choose one of the slots offered for this case"}])
@@ -179,7 +190,7 @@ class AppointmentBook:
             self.hub.audit.append(session, AuditRecord(
                 action="booked", actor="applicant", component="appointments",
                 correlation_id=case.reference,
-                details={"slot": slot.id, "starts_at": _aware(slot.starts_at).isoformat()}))
+                details={"slot": slot.id, "starts_at": aware(slot.starts_at).isoformat()}))
             session.flush()
             return self._slot(session, slot)
 
@@ -197,7 +208,7 @@ class AppointmentBook:
     def _slot(self, session: Session, slot: SlotRow) -> Slot:
         taken = session.scalar(select(func.count()).select_from(BookingRow).where(
             BookingRow.slot_id == slot.id, BookingRow.status == "booked"))
-        return Slot(slot.id, slot.post, slot.service, _aware(slot.starts_at), slot.minutes,
+        return Slot(slot.id, slot.post, slot.service, aware(slot.starts_at), slot.minutes,
                     slot.capacity, slot.capacity - taken)
 
 
@@ -291,7 +302,7 @@ def import_legacy(hub: Any, text: str, *, now: datetime | None = None,
     Rows already imported (same ``booking_id``) are reported and left alone, so the import can
     run again after fixing the rejected rows; each rejected row is reported with its line
     number and every reason. ``dry_run`` checks everything and writes nothing."""
-    now = _aware(now or utcnow())
+    now = aware(now or utcnow())
     report = ImportReport()
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = [c for c in LEGACY_COLUMNS if c not in (reader.fieldnames or [])]

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Reply
 from hub.evidence.audit.log import AuditLog, AuditRecord
-from hub.delivery.broker.topology import case_routing_key
+from hub.addresses import case_routing_key
 from hub.envelope import Envelope, SchemaRef
-from hub.delivery.outbox import enqueue
+from hub.store.outbox import enqueue
 from hub.evidence.seal import Seal
 from hub.store.models import CaseRow, ExchangeRow
 
@@ -37,7 +37,7 @@ def queue_answer(session: Session, *, audit: AuditLog, seal: Seal, request: Enve
                  reply: Reply, component: str) -> Envelope:
     """Queue the answer to ``request`` for the case worker, audited, in ``session``."""
     answer = answer_envelope(request, reply)
-    enqueue(session, seal, answer, case_routing_key(request.service, "reply"))
+    enqueue(session, seal.seal(answer), case_routing_key(request.service, "reply"))
     audit.append(session, AuditRecord(
         action="answered", actor=f"agency:{request.recipient}", component=component,
         message_id=str(answer.id), correlation_id=request.correlation_id,

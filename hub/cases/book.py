@@ -4,14 +4,11 @@
 inside the caller's transaction, so a case change, its history, its audit records and the messages
 it causes (outbox) commit together or not at all.
 
-Case references are meant to be read over the phone: ``DLA-2026-7K3M9QX`` (service prefix, year,
-six characters of Crockford base 32, one check character that catches a mistyped or swapped
-character). The tracking secret is shown once, at submission; only its SHA-256 is stored.
+Case references and tracking secrets: `hub.cases.references`.
 """
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,45 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.cases import router
+from hub.cases.references import new_reference, secret_hash
 from hub.evidence.audit.log import AuditLog, AuditRecord
-from hub.delivery.broker.topology import agency_routing_key
+from hub.addresses import agency_routing_key
 from hub.services.checks import LOCAL_OPERATIONS, LocalContext
 from hub.envelope import Envelope, SchemaRef, canonical_json
 from hub.errors import IllegalTransition, UnknownRoute, UnknownService
-from hub.delivery.outbox import enqueue
+from hub.store.outbox import enqueue
 from hub.schemas import json_schema_validator, validate
 from hub.evidence.seal import Seal
 from hub.services import LOCAL_AGENCY, ServiceCatalog, ServiceDefinition, Step
 from hub.store.models import CaseEvent, CaseRow, ExchangeRow, utcnow
-
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
-
-
-def _check_char(body: str) -> str:
-    total = sum((i + 1) * _ALPHABET.index(c) for i, c in enumerate(body))
-    return _ALPHABET[total % 31]
-
-
-def new_reference(prefix: str, year: int) -> str:
-    body = "".join(secrets.choice(_ALPHABET) for _ in range(6))
-    return f"{prefix}-{year}-{body}{_check_char(body)}"
-
-
-def reference_is_well_formed(reference: str) -> bool:
-    """True when the reference has the right shape and check character (before any lookup)."""
-    parts = reference.upper().split("-")
-    if len(parts) != 3 or len(parts[2]) != 7 or any(c not in _ALPHABET for c in parts[2]):
-        return False
-    return _check_char(parts[2][:6]) == parts[2][6]
-
-
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def secret_matches(secret: str, stored_hash: str | None) -> bool:
-    return stored_hash is not None and hmac.compare_digest(secret_hash(secret), stored_hash)
-
 
 @dataclass(frozen=True)
 class OpenedCase:
@@ -151,7 +120,7 @@ class CaseBook:
                 agency=step.agency, operation=step.operation, status="queued", attempts=0,
                 request_digest=envelope.digest())
             session.add(exchange)
-            enqueue(session, self.seal, sealed, agency_routing_key(step.agency))
+            enqueue(session, sealed, agency_routing_key(step.agency))
             self.audit.append(session, AuditRecord(
                 action="routed", actor="hub", component="router", message_id=str(envelope.id),
                 correlation_id=case.reference, digest=envelope.digest(),

@@ -9,15 +9,7 @@ Long waits are timers, not sleeping consumers: `DeadlineSweeper.sweep(now)` find
 whose deadline passed (or whose reminder is due) and applies it, one transaction per case, so
 one bad case cannot block the others. It is idempotent: a moved case is no longer in the status,
 a reminder is unique per case and key; running it twice, or from two processes, changes
-nothing more. `DeadlineScheduler` runs the sweep (and the purge of unclaimed documents, the
-retention job of `hub.cases.retention` daily, and the continuation of an unfinished data-key
-re-encryption, `hub.store.rekey`, hourly) with APScheduler, its jobs persisted in the hub's database
-(table ``scheduled_jobs``)::
-
-    scheduler = DeadlineScheduler(hub, interval_minutes=15)
-    scheduler.start()            # background thread; jobs survive restarts
-    ...
-    scheduler.shutdown()
+nothing more. The hub's scheduler (`hub.cases.scheduler`) runs it every few minutes::
 
     DeadlineSweeper(hub).sweep(now=datetime(2029, 3, 2, tzinfo=timezone.utc))   # once, e.g. cron
 """
@@ -26,13 +18,14 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub.clock import aware
 from hub.evidence.audit.log import AuditRecord
 from hub.errors import HubError
 from hub.mapping import set_path
@@ -40,9 +33,6 @@ from hub.services import Deadline, ServiceDefinition
 from hub.store.models import CaseEvent, CaseRow, NotificationRow, utcnow
 
 log = logging.getLogger(__name__)
-
-JOB_TABLE = "scheduled_jobs"
-
 
 @dataclass(frozen=True)
 class Due:
@@ -63,18 +53,13 @@ class Due:
                 f"remind-{self.days_before}")
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time in the hub is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def due(definition: ServiceDefinition, status: str, entered_at: datetime, now: datetime,
         reference: str = "") -> list[Due]:
     """Pure: what is due for a case of ``definition`` in ``status`` since ``entered_at``.
 
     The move wins: once a deadline has passed, its reminders are moot."""
     found: list[Due] = []
-    entered_at = _aware(entered_at)
+    entered_at = aware(entered_at)
     for deadline in definition.deadlines:
         if deadline.status != status:
             continue
@@ -119,7 +104,7 @@ class DeadlineSweeper:
             select(CaseRow.id, CaseRow.reference).where(or_(*conditions)))]
 
     def sweep(self, now: datetime | None = None) -> SweepReport:
-        now = _aware(now or utcnow())
+        now = aware(now or utcnow())
         report = SweepReport()
         with self.hub.store.session() as session:
             candidates = self._candidates(session)
@@ -173,99 +158,3 @@ class DeadlineSweeper:
             details={"status": item.deadline.status, "due_at": item.due_at.isoformat(),
                      "days_before": item.days_before}))
         return True
-
-
-def purge_documents(hub: Any, now: datetime | None = None) -> int:
-    """Delete uploads no request claimed in time (rows first, then files)."""
-    with hub.store.transaction() as session:
-        keys = hub.attachments.purge(
-            session, unclaimed_for=timedelta(hours=hub.settings.unclaimed_attachment_hours),
-            now=now)
-    return hub.attachments.remove(keys)
-
-
-def purge_seen_ids(hub: Any, now: datetime | None = None) -> int:
-    """Forget signed message ids older than the replay window plus skew: anything that old is
-    refused on its timestamp alone, so the id is no longer needed (`hub.evidence.seen.purge_seen`)."""
-    from hub.evidence.seen import purge_seen
-
-    retention = hub.settings.replay_window + hub.settings.replay_skew
-    return purge_seen(hub.store, older_than=timedelta(seconds=retention), now=now)
-
-
-# -- scheduling ------------------------------------------------------------------------------
-
-#: The hub each process's scheduler works for: persisted jobs name a function and this key,
-#: never the hub object itself (it cannot be stored).
-_HUBS: dict[str, Any] = {}
-
-
-def scheduled_sweep(name: str = "default") -> None:
-    report = DeadlineSweeper(_HUBS[name]).sweep()
-    log.info("deadline sweep: %d moved, %d reminded, %d skipped", len(report.moved),
-             len(report.reminded), len(report.failed))
-
-
-def scheduled_purge(name: str = "default") -> None:
-    removed = purge_documents(_HUBS[name])
-    forgotten = purge_seen_ids(_HUBS[name])
-    log.info("purge: %d unclaimed document files removed, %d seen message ids forgotten",
-             removed, forgotten)
-
-
-def scheduled_retention(name: str = "default") -> None:
-    from hub.cases.retention import RetentionSweeper
-
-    report = RetentionSweeper(_HUBS[name]).run()
-    log.info("retention: %d cases anonymized, %d skipped, %d messages purged",
-             len(report.anonymized), len(report.skipped), report.messages_purged)
-
-
-def scheduled_reencryption(name: str = "default") -> None:
-    """Carry on a re-encryption a ``hub keys rotate`` left unfinished (keys are retired by the
-    command only, which knows when every process has switched to the new key)."""
-    from hub.store.rekey import Reencryption
-
-    job = Reencryption(_HUBS[name])
-    if any(job.pending().values()):
-        report = job.run()
-        log.info("re-encryption: %d rows moved, %d left", sum(report.moved.values()),
-                 report.remaining)
-
-
-class DeadlineScheduler:
-    """APScheduler in a background thread, with its jobs in the hub's database."""
-
-    def __init__(self, hub: Any, *, interval_minutes: float = 15.0, name: str = "default"
-                 ) -> None:
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self.name = name
-        _HUBS[name] = hub
-        self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=hub.store.engine,
-                                                     tablename=JOB_TABLE)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
-            timezone=timezone.utc)
-        self.interval_minutes = interval_minutes
-
-    def start(self) -> None:
-        self.scheduler.start()
-        self.scheduler.add_job("hub.cases.deadlines:scheduled_sweep", "interval",
-                               minutes=self.interval_minutes, args=[self.name],
-                               id="deadlines.sweep", replace_existing=True,
-                               next_run_time=datetime.now(timezone.utc))
-        self.scheduler.add_job("hub.cases.deadlines:scheduled_purge", "interval", hours=6,
-                               args=[self.name], id="documents.purge", replace_existing=True)
-        self.scheduler.add_job("hub.cases.deadlines:scheduled_retention", "interval", hours=24,
-                               args=[self.name], id="retention.run", replace_existing=True)
-        self.scheduler.add_job("hub.cases.deadlines:scheduled_reencryption", "interval", hours=1,
-                               args=[self.name], id="keys.reencrypt", replace_existing=True)
-
-    def jobs(self) -> list[str]:
-        return sorted(job.id for job in self.scheduler.get_jobs())
-
-    def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=True)
-        _HUBS.pop(self.name, None)

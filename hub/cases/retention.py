@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.evidence.audit.log import AuditRecord
-from hub.cases.deadlines import _aware
+from hub.clock import aware
 from hub.envelope import canonical_json
 from hub.errors import HubError
 from hub.store.models import (AttachmentRow, AuditRow, BookingRow, CaseEvent, CaseRow,
@@ -88,7 +88,7 @@ class RetentionSweeper:
 
     def expired(self, now: datetime | None = None) -> list[Expired]:
         """Closed, not yet anonymized cases whose retention is over at ``now``."""
-        now = _aware(now or utcnow())
+        now = aware(now or utcnow())
         finals = {d.name: {s for s in d.states if d.is_final(s)} for d in self.hub.catalog}
         conditions = [and_(CaseRow.service == name, CaseRow.status.in_(statuses))
                       for name, statuses in finals.items() if statuses]
@@ -107,14 +107,14 @@ class RetentionSweeper:
         found = []
         with self.hub.store.session() as session:
             for case_id, reference, service, status, closed_at in session.execute(query):
-                item = Expired(case_id, reference, service, status, _aware(closed_at),
+                item = Expired(case_id, reference, service, status, aware(closed_at),
                                self.hub.settings.retention_for(service))
                 if item.due_at <= now:
                     found.append(item)
         return found
 
     def run(self, now: datetime | None = None, *, dry_run: bool = False) -> RetentionReport:
-        now = _aware(now or utcnow())
+        now = aware(now or utcnow())
         report = RetentionReport(dry_run=dry_run)
         for item in self.expired(now):
             if dry_run:
@@ -139,12 +139,12 @@ class RetentionSweeper:
                                .with_for_update()).one()
         if case.anonymized_at is not None or case.status != item.status:
             raise _Changed(f"case {item.reference} changed since it was found")
-        destroyed = hashlib.sha256(canonical_json(case.sealed_data)).hexdigest()
+        destroyed = hashlib.sha256(canonical_json(case.encrypted_data)).hexdigest()
         case.data = {}  # sealed empty at flush; the blind-index digests go with it
         case.anonymized_at = now
         for exchange in session.scalars(select(ExchangeRow).where(
                 ExchangeRow.case_id == case.id)):
-            if exchange.sealed_reply is not None:
+            if exchange.encrypted_reply is not None:
                 exchange.reply = None
         for booking in session.scalars(select(BookingRow).where(BookingRow.case_id == case.id)):
             booking.holder = {}

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Protocol, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.store.attachments import StoredDocument
 from hub.evidence.audit.log import AuditRecord
-from hub.cases.book import OpenedCase, find_case, reference_is_well_formed, secret_matches
+from hub.cases.book import OpenedCase, find_case
+from hub.cases.references import reference_is_well_formed, secret_matches
 from hub.errors import IllegalTransition, SchemaViolation, SecurityError, UnknownRoute
 from hub.cases.posts import get_post
 from hub.services import ServiceDefinition
@@ -71,9 +72,17 @@ def deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str,
     return merged
 
 
+class BookedAppointments(Protocol):
+    """Where the applicant's view finds a case's booked appointment (`hub.appointments`)."""
+
+    def booked(self, session: Session, case_id: str) -> dict[str, Any] | None: ...
+
+
 class Submissions:
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, *, appointments: BookedAppointments | None = None) -> None:
         self.hub = hub
+        #: Without it (a hub offering no appointments) the applicant's view shows none.
+        self.appointments = appointments
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -154,14 +163,7 @@ class Submissions:
             appointment=self._appointment(session, case))
 
     def _appointment(self, session: Session, case: CaseRow) -> dict[str, Any] | None:
-        from hub.appointments.book import AppointmentBook, Slot
-
-        current = AppointmentBook(self.hub).current(session, case.id)
-        if current is None:
-            return None
-        slot = current[1]
-        return Slot(slot.id, slot.post, slot.service, slot.starts_at, slot.minutes,
-                    slot.capacity, 0).as_json()
+        return self.appointments.booked(session, case.id) if self.appointments else None
 
     @staticmethod
     def _answer_status(definition: ServiceDefinition, status: str) -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -15,11 +16,17 @@ from typing import Any, TextIO
 import yaml
 from sqlalchemy import create_engine, func, select, text
 
+from connectors.registry import load_agencies, start_simulators
 from hub.chaos import cluster, verify, workload
+from hub.config import Settings
+from hub.delivery.deadletters import list_dead_letters, replay
 from hub.errors import HubError
-from hub.testing.netproxy import TcpProxy
+from hub.keyset import init_keys
+from hub.runtime import Hub
+from hub.services import ServiceCatalog
 from hub.store import normalize_url
 from hub.store.models import ExchangeRow, OutboxRow
+from hub.testing.netproxy import TcpProxy
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +216,6 @@ class Run:
     def _replay_parked(self, hub: Any, broker: Any, simulators: dict[str, Any]) -> int:
         """As an operator would once the agencies are back: replay what was parked, wait for it
         to settle. Returns how many dead letters were parked before."""
-        from hub.delivery.deadletters import list_dead_letters, replay
 
         parked = [d.id for d in list_dead_letters(hub.store, limit=1_000_000)]
         if self.options.replay and parked:
@@ -228,11 +234,6 @@ class Run:
     # -- the whole run --------------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
-        from connectors.registry import load_agencies, start_simulators
-        from hub.config import Settings
-        from hub.keyset import init_keys
-        from hub.runtime import Hub
-        from hub.services import ServiceCatalog
 
         options = self.options
         tag = secrets.token_hex(4)
@@ -341,7 +342,6 @@ class Run:
 
 
 def _base_env() -> dict[str, str]:
-    import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
 

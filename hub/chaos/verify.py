@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 from sqlalchemy import select
 
+from hub.evidence.audit.chain import make_checkpoint
+from hub.evidence.audit.verify import verify_chain
 from hub.store.models import AuditRow, CaseRow, DeadLetterRow, ExchangeRow
 
 NO_REASON = {"", "no reason recorded"}
@@ -86,8 +88,6 @@ def _chain_verification(hub: Any) -> tuple[bool, str]:
     """The tamper-evidence check of `hub audit verify`: records the run left unsealed are
     chained first (as the sealer of a running deployment would), a signed checkpoint is taken,
     then the whole chain is walked from the genesis."""
-    from hub.evidence.audit.chain import make_checkpoint
-    from hub.evidence.audit.verify import verify_chain
 
     make_checkpoint(hub.store, hub.keys.signer)  # chains what is pending, then signs the head
     report = verify_chain(hub.store, hub.keys.trust)

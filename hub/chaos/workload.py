@@ -7,6 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from hub.demo.runner import scenarios
+from hub.demo.scenarios import sample_request
+from hub.demo.script import Scenario
+
 #: Share of agency requests that fail each way (the issue's figures).
 FAULT_RATES = {"status": 0.10, "timeout": 0.05, "bad_signature": 0.01}
 
@@ -25,20 +29,14 @@ class Planned:
 def automatic_scenarios(catalog: Any) -> list[Any]:
     """Cases that complete without a person: the demo's unattended scenarios (no fault, no
     post action, opened by an applicant) and the services' sample requests, for enabled
-    services whose route is synchronous agency calls only. (Repatriation is left out until the run serves Health's callbacks: a simulated
-    agency retries a callback for about 3 s, less than a database restart lasts.)"""
-    from hub.demo.runner import Scenario, scenarios
-
+    services whose route is synchronous agency calls only. (Repatriation is left out until the
+    run serves Health's callbacks: a simulated agency retries a callback for about 3 s, less
+    than a database restart lasts.)"""
     found = [s for s in scenarios() if s.unattended and _synchronous(catalog, s.service)]
-    try:
-        from hub.demo.scenarios import sample_request
-    except ImportError:  # pragma: no cover - older catalogues have no samples
-        sample_request = None
-    if sample_request is not None:
-        for service in ("consular_registration_new", "consular_registration_renewal"):
-            found.append(Scenario(f"{service} confirmed", service,
-                                  lambda service=service: sample_request(service),
-                                  {"identity_check": "confirmed"}, "identity_verified"))
+    for service in ("consular_registration_new", "consular_registration_renewal"):
+        found.append(Scenario(f"{service} confirmed", service,
+                              lambda service=service: sample_request(service),
+                              {"identity_check": "confirmed"}, "identity_verified"))
     enabled = set(catalog.names())
     return [s for s in found if s.service in enabled]
 

@@ -43,11 +43,11 @@ def _open() -> tuple[Any, Any]:
 @audit.command()
 def seal() -> None:
     """Chain the audit records written since the last pass."""
-    from hub.evidence.audit.chain import seal_pending
+    from hub.evidence.audit.chain import chain_pending
 
     store, _ = _open()
     try:
-        click.echo(f"chained {seal_pending(store)} records")
+        click.echo(f"chained {chain_pending(store)} records")
     except HubError as exc:
         raise click.ClickException(exc.message) from None
     finally:

@@ -35,11 +35,9 @@ def sweep(now_text: str | None) -> None:
 @click.option("--interval", default=15.0, show_default=True, help="Minutes between sweeps.")
 def run(interval: float) -> None:
     """Run the scheduler (deadline sweep, purge of unclaimed documents) until SIGTERM."""
-    from hub.cases.deadlines import DeadlineScheduler
-
     hub = build_hub()
     hub.setup()
-    scheduler = DeadlineScheduler(hub, interval_minutes=interval)
+    scheduler = hub.scheduler(interval_minutes=interval)
     scheduler.start()
     click.echo(f"scheduler running: {', '.join(scheduler.jobs())}", err=True)
     stop = threading.Event()

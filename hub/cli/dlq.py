@@ -59,7 +59,7 @@ def list_(status: str, queue: str | None, error_code: str | None, correlation_id
 def show(dead_letter_id: int, body: bool) -> None:
     """Show one dead letter: reason, component, headers."""
     from hub.evidence.audit.log import AuditRecord
-    from hub.delivery.deadletters import DeadLetterView, get_dead_letter, open_body
+    from hub.delivery.deadletters import DeadLetterView, get_dead_letter, plain_body
 
     hub = _hub_with_drain()
     try:
@@ -69,7 +69,7 @@ def show(dead_letter_id: int, body: bool) -> None:
     view = DeadLetterView.of(row).__dict__
     view["headers"] = row.headers
     if body:
-        view["body"] = open_body(hub.store, row).decode("utf-8", "replace")
+        view["body"] = plain_body(hub.store, row).decode("utf-8", "replace")
         with hub.store.transaction() as session:
             hub.audit.append(session, AuditRecord(
                 action="viewed", actor="operator:cli", component="dlq",

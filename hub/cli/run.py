@@ -92,7 +92,7 @@ def relay() -> None:
     stop = threading.Event()
     threads = [threading.Thread(target=hub.relay.run, args=(stop,), name="relay", daemon=True),
                # The relay process also chains audit records (several sealers coordinate).
-               threading.Thread(target=hub.sealer().run, args=(stop,), name="audit-sealer",
+               threading.Thread(target=hub.chainer().run, args=(stop,), name="audit-chainer",
                                 daemon=True)]
     for thread in threads:
         thread.start()

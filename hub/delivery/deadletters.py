@@ -16,8 +16,8 @@ This is how NServiceBus' error queue and ServiceControl work: the broker keeps i
 store makes it searchable.
 
 The parked body is stored encrypted (`hub.store.privacy`, context ``message:<id>``) and the reason is
-redacted (`hub.ops.masking.redact`): a validation error may quote the value that failed.
-`open_body` gives the plain bytes back to whoever may see them (``hub dlq show --body``, replay).
+redacted (`hub.masking.redact`): a validation error may quote the value that failed.
+`plain_body` gives the plain bytes back to whoever may see them (``hub dlq show --body``, replay).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.delivery.broker import Broker, Delivery, Topology
 from hub.envelope import Envelope
 from hub.errors import HubError, UnknownRoute
-from hub.ops.masking import redact
+from hub.masking import redact
 from hub.store.privacy import privacy_of
 from hub.store import Store
 from hub.store.models import DeadLetterRow, ExchangeRow, OutboxRow, utcnow
@@ -94,14 +94,14 @@ def _insert_ignore(session: Session, values: dict) -> bool:
 
 def record(session: Session, audit: AuditLog, *, body: bytes, message_id: str, queue: str,
            routing_key: str, headers: dict, actor: str = "hub:recorder",
-           sealed_with: str | None = None) -> bool:
+           encrypted_with: str | None = None) -> bool:
     """Store one parked message; False when it was already recorded.
 
-    ``body`` is the plain message, sealed here; ``sealed_with`` names the key of a body that is
+    ``body`` is the plain message, sealed here; ``encrypted_with`` names the key of a body that is
     already sealed (an outbox row that could not be opened is parked as it was)."""
     correlation_id = None
     envelope = None
-    if sealed_with is None:
+    if encrypted_with is None:
         try:
             envelope = Envelope.from_bytes(body)
             correlation_id = envelope.correlation_id
@@ -109,8 +109,8 @@ def record(session: Session, audit: AuditLog, *, body: bytes, message_id: str, q
             pass  # a malformed message is parked too: keep its bytes as they came
     dead_lettered_at = str(headers.get(b.H_DEAD_LETTERED_AT) or utcnow().isoformat())
     message_id = message_id or (str(envelope.id) if envelope else "unknown")
-    if sealed_with is None:
-        body, sealed_with = privacy_of(session).seal_body(body, message_id=message_id)
+    if encrypted_with is None:
+        body, encrypted_with = privacy_of(session).encrypt_body(body, message_id=message_id)
     if b.H_ERROR in headers:
         headers = {**headers, b.H_ERROR: redact(str(headers[b.H_ERROR]), limit=1000)}
     inserted = _insert_ignore(session, dict(
@@ -122,7 +122,7 @@ def record(session: Session, audit: AuditLog, *, body: bytes, message_id: str, q
         reason=str(headers.get(b.H_ERROR) or "no reason recorded"),
         component=str(headers.get(b.H_COMPONENT) or "unknown"),
         attempts=int(headers.get(b.H_ATTEMPT) or 0),
-        headers=headers, body=body, body_key=sealed_with, dead_lettered_at=dead_lettered_at,
+        headers=headers, body=body, body_key=encrypted_with, dead_lettered_at=dead_lettered_at,
         recorded_at=utcnow(), status="parked", replay_count=0,
     ))
     if not inserted:
@@ -213,13 +213,13 @@ def list_dead_letters(store: Store, *, status: str | None = "parked", queue: str
         return [DeadLetterView.of(r) for r in session.scalars(query.limit(limit).offset(offset))]
 
 
-def open_body(store: Store, row: DeadLetterRow) -> bytes:
+def plain_body(store: Store, row: DeadLetterRow) -> bytes:
     """The parked message's plain bytes (personal data: audit who reads them)."""
     if row.body_key is None:
         return bytes(row.body)
     if store.privacy is None:
         raise UnknownRoute("this process has no data keys to open parked messages")
-    return store.privacy.open_body(row.body, row.body_key, message_id=row.message_id)
+    return store.privacy.decrypt_body(row.body, row.body_key, message_id=row.message_id)
 
 
 def get_dead_letter(store: Store, dead_letter_id: int) -> DeadLetterRow:
@@ -246,7 +246,7 @@ def replay(store: Store, audit: AuditLog, ids: Iterable[int], *, actor: str,
             if row is None or row.status != "parked":
                 continue
             envelope = None
-            body = open_body(store, row)
+            body = plain_body(store, row)
             try:
                 envelope = Envelope.from_bytes(body).with_attempt(0)
                 body = envelope.to_bytes()  # the seal does not cover the attempt counter
@@ -255,7 +255,7 @@ def replay(store: Store, audit: AuditLog, ids: Iterable[int], *, actor: str,
                     exchange.status = "queued"
             except HubError:
                 pass  # replayed as it came: the consumer parks it again, audited
-            sealed, key_id = privacy_of(session).seal_body(body, message_id=row.message_id)
+            sealed, key_id = privacy_of(session).encrypt_body(body, message_id=row.message_id)
             session.add(OutboxRow(message_id=row.message_id, routing_key=row.routing_key,
                                   queue=row.queue, headers={b.H_REPLAYED_FROM: row.id},
                                   body=sealed, body_key=key_id))

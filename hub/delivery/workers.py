@@ -28,8 +28,8 @@ from hub.delivery.deadletters import park_headers
 from hub.envelope import Envelope
 from hub.errors import HubError, PermanentError, UnknownRoute, classify
 from hub.delivery.idempotency import mark_processed, was_processed
-from hub.ops.hooks import Hop, Observer
-from hub.ops.masking import redact
+from hub.delivery.hops import Hop, Observer
+from hub.masking import redact
 from hub.delivery.retry import RetryPolicy
 from hub.evidence.seal import Seal
 from hub.store import Store

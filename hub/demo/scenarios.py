@@ -13,7 +13,7 @@ import secrets
 from typing import Any, Callable
 
 from connectors.narsa import register
-from hub.demo.runner import DaysPass, Opened, PostRecords, Scenario
+from hub.demo.script import DaysPass, Opened, PostRecords, Scenario
 
 
 def document_id() -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from hub.delivery.circuit import CircuitBreaker
 from hub.errors import HubError
 from hub.ops import controls, records
-from hub.ops.hooks import Hop, Observer
+from hub.delivery.hops import Hop, Observer
 from hub.store import Store
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from hub.ops.hooks import Hop
-from hub.ops.masking import redact
+from hub.clock import aware
+from hub.delivery.hops import Hop
+from hub.masking import redact
 from hub.store import Store
 from hub.store.models import OperationalRecordRow, utcnow
 
@@ -158,7 +159,7 @@ def agency_health(store: Store, agencies: list[str], *, since: datetime,
                 setattr(health, outcome, getattr(health, outcome) + count)
             if fault:
                 health.faults[fault] = health.faults.get(fault, 0) + count
-            last = _aware(last)
+            last = aware(last)
             if health.last_seen is None or (last is not None and last > health.last_seen):
                 health.last_seen = last
         for name, health in found.items():
@@ -178,13 +179,6 @@ def agency_health(store: Store, agencies: list[str], *, since: datetime,
                        OperationalRecordRow.fault_code.is_not(None))
                 .order_by(OperationalRecordRow.id.desc()).limit(1))
     return found
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything the hub writes is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def _epoch_bucket(dialect: str, bucket_seconds: int) -> Any:

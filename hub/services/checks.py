@@ -17,7 +17,7 @@ still data only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -26,9 +26,13 @@ from hub.keyset import normalize_document
 from hub.mapping import MISSING, get_path
 from hub.store.privacy import privacy_of
 from hub.store.models import CaseIdentity, CaseRow
+from hub.services.definition import ServiceDefinition
 
-if TYPE_CHECKING:
-    from hub.services import ServiceCatalog
+
+class RecordProviders(Protocol):
+    """Where records of a kind come from (the catalog: `ServiceCatalog.providers`)."""
+
+    def providers(self, kind: str) -> list[ServiceDefinition]: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class LocalContext:
     """What a local operation may read: the session of the transaction and the catalog."""
 
     session: Session
-    catalog: "ServiceCatalog"
+    catalog: RecordProviders
     case: CaseRow
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigurationError, HubError, StoreUnavailable
 from hub.store.models import Base
+from hub.store.privacy import attach as attach_privacy
 
 
 def normalize_url(url: str) -> str:
@@ -42,8 +43,10 @@ class Store:
         #: The data keys personal data is sealed with (`hub.store.privacy.Privacy`); the hub sets it.
         #: Without it the store refuses to read or write personal data.
         self.privacy = privacy
-        # Sessions know their store, so the flush hook of `hub.store.privacy` finds the keys.
+        # Sessions know their store, so the flush hook of `hub.store.privacy` finds the keys;
+        # the hooks are attached to this store's sessions only.
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={"store": self})
+        attach_privacy(self._sessions)
         self._after_commit: list[Any] = []
         self._lock = threading.Lock()
 
@@ -180,6 +183,3 @@ def _configure_sqlite(engine: Engine) -> None:
         deferred = conn.get_execution_options().get(_DEFERRED)
         conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
-
-# Registers the flush hook that seals personal data (after the models, which it uses).
-import hub.store.privacy  # noqa: E402,F401

@@ -32,6 +32,7 @@ from typing import Any, Iterator, Mapping, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.store import Store
 from hub.errors import (ConfigurationError, MessageTooLarge, SchemaViolation, UnknownRoute,
                         UnsupportedMediaType)
 from hub.store.models import AttachmentRow, CaseRow, utcnow
@@ -233,7 +234,6 @@ class AttachmentStore:
                 pass
         return removed
 
-
     def rewrap(self, row: AttachmentRow) -> None:
         """Re-encrypt a stored document under the active data key (`hub.store.rekey`): the new file
         replaces the old one atomically, then the row records the new key id."""
@@ -282,3 +282,12 @@ class _KeyRingFiles:
         plain = io.BytesIO()
         self.ring.decrypt_file(io.BytesIO(blob), plain, context=context)
         return plain.getvalue()
+
+
+def purge_unclaimed_documents(store: Store, attachments: AttachmentStore, *,
+                              unclaimed_for: timedelta, now: datetime | None = None) -> int:
+    """Delete uploads no request claimed within ``unclaimed_for`` (rows first, then files);
+    returns how many files were removed."""
+    with store.transaction() as session:
+        keys = attachments.purge(session, unclaimed_for=unclaimed_for, now=now)
+    return attachments.remove(keys)

@@ -1,29 +1,48 @@
-"""`Sealed`: a model attribute whose value is stored encrypted, read and assigned in clear.
+"""`Encrypted`: a model attribute whose value is stored encrypted, read and assigned in clear.
 
     class CaseRow(Base):
-        sealed_data: Mapped[dict] = mapped_column("data", JSON)     # {"enc": "enc:v1:..."}
+        encrypted_data: Mapped[dict] = mapped_column("data", JSON)     # {"enc": "enc:v1:..."}
         data_key: Mapped[str | None] = mapped_column(String(64))    # id of the data key
-        data = Sealed("sealed_data", "data_key", lambda row: f"case:{row.reference}")
+        data = Encrypted("encrypted_data", "data_key", lambda row: f"case:{row.reference}")
 
-    case.data = {...}      # kept in memory; sealed by the session at flush (hub.privacy)
+    case.data = {...}      # kept in memory; encrypted by the session at flush (hub.store.privacy)
     case.data["person"]    # decrypted on first read (once per loaded row), then cached
 
 Code that used the plain column keeps using the plain name; the database only ever sees the
-token. Sealing happens in a ``before_flush`` hook (`hub.store.privacy`), with the data keys of the
-session's `hub.store.Store`, because the row's context (its reference) and the keys are known
-there and not when the attribute is assigned. A NULL key column with a value means a row written
-before encryption at rest (clear): it is read as it is, and `hub keys rotate` seals it.
+token. Encryption happens in a ``before_flush`` hook (`hub.store.privacy`), with the data keys of
+the session's `hub.store.Store`, because the row's context (its reference) and the keys are
+known there and not when the attribute is assigned. A NULL key column with a value means a row
+written before encryption at rest (clear): it is read as it is, and `hub keys rotate` encrypts it.
+
+Reading needs the keys too: the descriptor asks the row's session for its store's cipher, or,
+for a row read after its session closed, the cipher the store's load hook left on the row
+(`CIPHER_OF_LOADED_ROW`). Both are set by `hub.store.privacy.attach`, which the store calls on
+its own session factory: this module imports nothing of the store.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-#: Per-instance set of `Sealed` names assigned since the last flush.
-PENDING = "_sealed_pending"
-_UNSEALED = object()
+from sqlalchemy.orm import object_session
+
+from hub.errors import ConfigurationError
 
 
-class Sealed:
+class ValueCipher(Protocol):
+    """What reading an `Encrypted` value needs: `hub.store.privacy.Privacy` is one."""
+
+    def decrypt_json(self, stored: Any, *, context: str) -> Any: ...
+
+
+#: Row attribute holding the cipher of the store a row was loaded from (set at load).
+CIPHER_OF_LOADED_ROW = "_encrypted_privacy"
+
+#: Per-instance set of `Encrypted` names assigned since the last flush.
+PENDING = "_encrypted_pending"
+_NOT_STORED = object()
+
+
+class Encrypted:
     def __init__(self, column: str, key_column: str, context: Callable[[Any], str]) -> None:
         self.column = column
         self.key_column = key_column
@@ -33,7 +52,7 @@ class Sealed:
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
-        self.cache = f"_sealed_plain_{name}"
+        self.cache = f"_encrypted_plain_{name}"
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
@@ -42,26 +61,24 @@ class Sealed:
         cached = obj.__dict__.get(self.cache)
         # The cache is valid for the stored token it was made from (a refresh that loads another
         # token, e.g. after a rotation elsewhere, misses it).
-        if cached is not None and (cached[0] is _UNSEALED or cached[0] == stored):
+        if cached is not None and (cached[0] is _NOT_STORED or cached[0] == stored):
             return cached[1]
         if stored is None:
             return None
         if getattr(obj, self.key_column) is None:
-            return stored  # legacy row in clear, until re-encryption seals it
-        from hub.store.privacy import privacy_for
-
-        value = privacy_for(obj).open_json(stored, context=self.context(obj))
+            return stored  # legacy row in clear, until re-encryption encrypts it
+        value = cipher_of(obj).decrypt_json(stored, context=self.context(obj))
         obj.__dict__[self.cache] = (stored, value)
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.cache] = (_UNSEALED, value)
+        obj.__dict__[self.cache] = (_NOT_STORED, value)
         obj.__dict__.setdefault(PENDING, set()).add(self.name)
         # Clearing the column marks the row dirty, so the flush hook sees it; a flush that does
-        # not seal (no keys) fails on NOT NULL rather than writing clear data.
+        # not encrypt (no keys) fails on NOT NULL rather than writing clear data.
         setattr(obj, self.column, None)
 
-    def seal(self, obj: Any, stored: Any, key_id: str | None) -> None:
+    def record_stored(self, obj: Any, stored: Any, key_id: str | None) -> None:
         """Record what the flush hook wrote for the value assigned last."""
         value = obj.__dict__[self.cache][1]
         setattr(obj, self.column, stored)
@@ -72,13 +89,28 @@ class Sealed:
         return obj.__dict__[self.cache][1]
 
 
-def sealed_attributes(cls: type) -> dict[str, Sealed]:
+def cipher_of(row: Any) -> ValueCipher:
+    """The cipher of the store ``row`` belongs to (its session's, or the one it was loaded with
+    when read after its session closed)."""
+    session = object_session(row)
+    if session is not None:
+        cipher = getattr(session.info.get("store"), "privacy", None)
+    else:
+        cipher = row.__dict__.get(CIPHER_OF_LOADED_ROW)
+    if cipher is None:
+        raise ConfigurationError(f"an encrypted value of {type(row).__name__} is read without"
+                                 " data keys (build the store through hub.runtime.Hub, or set"
+                                 " Store.privacy)")
+    return cipher  # type: ignore[no-any-return]
+
+
+def encrypted_attributes(cls: type) -> dict[str, Encrypted]:
     found = _BY_CLASS.get(cls)
     if found is None:
         found = _BY_CLASS[cls] = {name: value for klass in reversed(cls.__mro__)
                                   for name, value in vars(klass).items()
-                                  if isinstance(value, Sealed)}
+                                  if isinstance(value, Encrypted)}
     return found
 
 
-_BY_CLASS: dict[type, dict[str, Sealed]] = {}
+_BY_CLASS: dict[type, dict[str, Encrypted]] = {}

@@ -13,24 +13,21 @@
   decrypting every case).
 
 Personal data is never stored in clear (`hub.store.privacy`): ``cases.data``, ``exchanges.reply`` and
-``appointments.holder`` hold ``{"enc": <AES-GCM token>}`` behind a `Sealed` attribute, outbox and
+``appointments.holder`` hold ``{"enc": <AES-GCM token>}`` behind a `Encrypted` attribute, outbox and
 dead-letter bodies are tokens; each such row records the id of the data key that sealed it
 (``*_key`` columns), which is what `hub keys rotate` re-encrypts by.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer,
                         LargeBinary, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from hub.store.encrypted import Sealed
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from hub.clock import utcnow
+from hub.store.encrypted import Encrypted
 
 
 class Base(DeclarativeBase):
@@ -53,7 +50,7 @@ class CaseRow(Base):
     language: Mapped[str] = mapped_column(String(8), default="fr")
     #: The applicant's form data, sealed (``{"enc": token}``, context ``case:<reference>``);
     #: read and assign it through `data` (`hub.store.privacy`). NULL key: a legacy row in clear.
-    sealed_data: Mapped[dict[str, Any]] = mapped_column("data", JSON)
+    encrypted_data: Mapped[dict[str, Any]] = mapped_column("data", JSON)
     data_key: Mapped[str | None] = mapped_column(String(64), index=True)
     #: When the retention job removed the personal data (`hub.cases.retention`); NULL until then.
     anonymized_at: Mapped[datetime | None] = mapped_column()
@@ -78,7 +75,7 @@ class CaseRow(Base):
 
     __mapper_args__ = {"version_id_col": version}
 
-    data = Sealed("sealed_data", "data_key", lambda row: f"case:{row.reference}")
+    data = Encrypted("encrypted_data", "data_key", lambda row: f"case:{row.reference}")
 
 
 class CaseIdentity(Base):
@@ -124,7 +121,7 @@ class ExchangeRow(Base):
     request_digest: Mapped[str | None] = mapped_column(String(64))
     reply_digest: Mapped[str | None] = mapped_column(String(64))
     #: The agency's answer, sealed like case data (context ``exchange:<id>``): use `reply`.
-    sealed_reply: Mapped[dict[str, Any] | None] = mapped_column("reply", JSON)
+    encrypted_reply: Mapped[dict[str, Any] | None] = mapped_column("reply", JSON)
     reply_key: Mapped[str | None] = mapped_column(String(64), index=True)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
@@ -135,7 +132,7 @@ class ExchangeRow(Base):
 
     __table_args__ = (UniqueConstraint("case_id", "step", "round", name="uq_exchange_step_round"),)
 
-    reply = Sealed("sealed_reply", "reply_key", lambda row: f"exchange:{row.id}")
+    reply = Encrypted("encrypted_reply", "reply_key", lambda row: f"exchange:{row.id}")
 
 
 class OutboxRow(Base):
@@ -330,12 +327,12 @@ class BookingRow(Base):
     legacy_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: Who comes, for bookings without a case (legacy): names and contact, sealed (context
     #: ``appointment:<id>``): use `holder`.
-    sealed_holder: Mapped[dict[str, Any]] = mapped_column("holder", JSON, default=dict)
+    encrypted_holder: Mapped[dict[str, Any]] = mapped_column("holder", JSON, default=dict)
     holder_key: Mapped[str | None] = mapped_column(String(64))
     booked_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column()
 
-    holder = Sealed("sealed_holder", "holder_key", lambda row: f"appointment:{row.id}")
+    holder = Encrypted("encrypted_holder", "holder_key", lambda row: f"appointment:{row.id}")
 # -- operations (issue 7): operational monitoring records, controls, worker heartbeats ---------
 
 class OperationalRecordRow(Base):

@@ -6,16 +6,16 @@ hub's data-key ring (`security.fieldcrypt.KeyRing`, ``HubKeys.data``), each boun
 an authenticated context, and each row records the id of the key that sealed it:
 
     table            column     context                  key id column   how
-    cases            data       case:<reference>         data_key        `Sealed` attribute
-    exchanges        reply      exchange:<id>            reply_key       `Sealed` attribute
-    appointments     holder     appointment:<id>         holder_key      `Sealed` attribute
-    outbox           body       message:<message_id>     body_key        `seal_body` / `open_body`
-    dead_letters     body       message:<message_id>     body_key        `seal_body` / `open_body`
+    cases            data       case:<reference>         data_key        `Encrypted` attribute
+    exchanges        reply      exchange:<id>            reply_key       `Encrypted` attribute
+    appointments     holder     appointment:<id>         holder_key      `Encrypted` attribute
+    outbox           body       message:<message_id>     body_key        `encrypt_body` / `decrypt_body`
+    dead_letters     body       message:<message_id>     body_key        `encrypt_body` / `decrypt_body`
     attachments      (files)    <attachment id>          data_key        `hub.store.attachments`
 
 Everything else holds no personal data by construction: case history and notifications hold
 statuses and reason codes, exchanges and audit records hold digests, errors are redacted
-(`hub.ops.masking.redact`) before they are stored.
+(`hub.masking.redact`) before they are stored.
 
 Finding a person without decrypting every case: `Privacy.identities` computes blind-index
 digests (HMAC-SHA256 under ``HubKeys.index``, `hub.keyset.BlindIndex`) of the identity documents a
@@ -38,13 +38,13 @@ import threading
 import time
 from typing import Any, Iterator, Mapping
 
-from sqlalchemy import delete, event
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigurationError, InvalidMessage
 from hub.keyset import BlindIndex
-from hub.store.models import Base
-from hub.store.encrypted import PENDING, sealed_attributes
+from hub.store.encrypted import CIPHER_OF_LOADED_ROW, PENDING, encrypted_attributes
+from hub.store.models import CaseIdentity, CaseRow
 from security.fieldcrypt import TOKEN_PREFIX, KeyRing
 
 #: Body prefix of an encrypted outbox / dead-letter body (a token, ASCII).
@@ -89,9 +89,9 @@ class Privacy:
             self._checked = now
             self.ring.reload()
 
-    # -- JSON values (columns behind `Sealed`) ---------------------------------------------------
+    # -- JSON values (columns behind `Encrypted`) ---------------------------------------------------
 
-    def seal_json(self, value: Any, *, context: str) -> tuple[Any, str]:
+    def encrypt_json(self, value: Any, *, context: str) -> tuple[Any, str]:
         """``({"enc": token}, key id)``; ``None`` stays ``None`` (but is recorded under the active
         key, so the re-encryption job does not visit it again)."""
         self._fresh()
@@ -100,19 +100,19 @@ class Privacy:
         token = self.ring.encrypt_json(value, context=context.encode("utf-8"))
         return {"enc": token}, token_key_id(token)
 
-    def open_json(self, stored: Any, *, context: str) -> Any:
+    def decrypt_json(self, stored: Any, *, context: str) -> Any:
         if not isinstance(stored, Mapping) or not isinstance(stored.get("enc"), str):
             raise InvalidMessage(f"stored value for {context} is not sealed")
         return self.ring.decrypt_json(stored["enc"], context=context.encode("utf-8"))
 
     # -- message bodies (outbox, dead letters) ----------------------------------------------------
 
-    def seal_body(self, body: bytes, *, message_id: str) -> tuple[bytes, str]:
+    def encrypt_body(self, body: bytes, *, message_id: str) -> tuple[bytes, str]:
         self._fresh()
         token = self.ring.encrypt(body, context=_message_context(message_id))
         return token.encode("ascii"), token_key_id(token)
 
-    def open_body(self, body: bytes, key_id: str | None, *, message_id: str) -> bytes:
+    def decrypt_body(self, body: bytes, key_id: str | None, *, message_id: str) -> bytes:
         """The plain bytes of a stored body (``key_id`` None: stored in clear, legacy)."""
         if key_id is None:
             return bytes(body)
@@ -131,10 +131,6 @@ class Privacy:
 def cases_with_document(session: Session, kind: str, number: str) -> list[str]:
     """References of the cases naming this identity document (``kind``: cnie, passport,
     licence), found by blind-index digest: e.g. a back-office search by CNIE."""
-    from sqlalchemy import select
-
-    from hub.store.models import CaseIdentity, CaseRow
-
     digest = privacy_of(session).digest(kind, number)
     return sorted(set(session.scalars(
         select(CaseRow.reference).join(CaseIdentity, CaseIdentity.case_id == CaseRow.id)
@@ -191,50 +187,39 @@ def privacy_of(session: Session) -> Privacy:
     return privacy  # type: ignore[no-any-return]
 
 
-def privacy_for(row: Any) -> Privacy:
-    session = object_session(row)
-    if session is not None:
-        return privacy_of(session)
-    # Detached (the session that loaded it is closed): the keys of the store it came from.
-    privacy = row.__dict__.get(_LOADED_WITH)
-    if privacy is None:
-        raise ConfigurationError(f"a sealed value of {type(row).__name__} is read outside a "
-                                 "session, and it was not loaded from a store with keys")
-    return privacy  # type: ignore[no-any-return]
+def attach(sessions: sessionmaker) -> None:
+    """Encrypt and decrypt personal values in the sessions of ``sessions`` (a store's own
+    factory: `hub.store.Store` calls this). Other SQLAlchemy sessions of the process are left
+    alone."""
+    event.listen(sessions, "before_flush", _encrypt_pending)
+    event.listen(sessions, "loaded_as_persistent", _remember_keys)
 
 
-_LOADED_WITH = "_sealed_privacy"
+def _remember_keys(session: Session, row: Any) -> None:
+    # A row read after its session closed still finds the keys of the store it came from.
+    if encrypted_attributes(type(row)):
+        row.__dict__[CIPHER_OF_LOADED_ROW] = getattr(session.info.get("store"), "privacy", None)
 
 
-@event.listens_for(Base, "load", propagate=True)
-def _remember_keys(row: Any, context: Any) -> None:
-    if sealed_attributes(type(row)):
-        store = context.session.info.get("store")
-        row.__dict__[_LOADED_WITH] = getattr(store, "privacy", None)
-
-
-@event.listens_for(Session, "before_flush")
-def _seal_pending(session: Session, _context: Any, _instances: Any) -> None:
-    """Seal every `Sealed` value assigned since the last flush; re-index changed cases."""
+def _encrypt_pending(session: Session, _context: Any, _instances: Any) -> None:
+    """Seal every `Encrypted` value assigned since the last flush; re-index changed cases."""
     for row in list(session.new) + list(session.dirty):
         pending = row.__dict__.get(PENDING)
         if not pending:
             continue
         privacy = privacy_of(session)
-        attributes = sealed_attributes(type(row))
+        attributes = encrypted_attributes(type(row))
         for name in sorted(pending):
             attribute = attributes[name]
-            stored, key_id = privacy.seal_json(attribute.plain_pending(row),
+            stored, key_id = privacy.encrypt_json(attribute.plain_pending(row),
                                                context=attribute.context(row))
-            attribute.seal(row, stored, key_id)
+            attribute.record_stored(row, stored, key_id)
         if "data" in pending and hasattr(type(row), "identities"):
             _index_case(session, privacy, row)
         pending.clear()
 
 
 def _index_case(session: Session, privacy: Privacy, case: Any) -> None:
-    from hub.store.models import CaseIdentity
-
     if case not in session.new:
         with session.no_autoflush:
             session.execute(delete(CaseIdentity).where(CaseIdentity.case_id == case.id))

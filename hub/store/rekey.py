@@ -47,7 +47,7 @@ class Target:
     key: InstrumentedAttribute[Any]
     #: The stored column (a NULL value with a NULL key is nothing to seal: a reply not given yet).
     stored: InstrumentedAttribute[Any]
-    #: json: a `hub.store.encrypted.Sealed` attribute; body: an encrypted message body;
+    #: json: a `hub.store.encrypted.Encrypted` attribute; body: an encrypted message body;
     #: file: an attachment file.
     kind: str
     attribute: str = ""
@@ -61,10 +61,10 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("cases", CaseRow, CaseRow.data_key, CaseRow.sealed_data, "json", "data"),
-    Target("exchanges", ExchangeRow, ExchangeRow.reply_key, ExchangeRow.sealed_reply, "json",
+    Target("cases", CaseRow, CaseRow.data_key, CaseRow.encrypted_data, "json", "data"),
+    Target("exchanges", ExchangeRow, ExchangeRow.reply_key, ExchangeRow.encrypted_reply, "json",
            "reply"),
-    Target("appointments", BookingRow, BookingRow.holder_key, BookingRow.sealed_holder, "json",
+    Target("appointments", BookingRow, BookingRow.holder_key, BookingRow.encrypted_holder, "json",
            "holder"),
     Target("outbox", OutboxRow, OutboxRow.body_key, OutboxRow.body, "body"),
     Target("dead_letters", DeadLetterRow, DeadLetterRow.body_key, DeadLetterRow.body, "body"),
@@ -180,8 +180,8 @@ class Reencryption:
                 # active key (`hub.store.privacy`), which also re-indexes a case.
                 setattr(row, target.attribute, getattr(row, target.attribute))
             elif target.kind == "body":
-                plain = self.privacy.open_body(row.body, row.body_key, message_id=row.message_id)
-                row.body, row.body_key = self.privacy.seal_body(plain, message_id=row.message_id)
+                plain = self.privacy.decrypt_body(row.body, row.body_key, message_id=row.message_id)
+                row.body, row.body_key = self.privacy.encrypt_body(plain, message_id=row.message_id)
             else:
                 self.hub.attachments.rewrap(row)
             return True

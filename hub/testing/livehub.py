@@ -27,7 +27,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
 from connectors.registry import load_agencies, start_simulators
+from hub.cases.book import find_case
+from hub.services import ServiceCatalog
+from hub.store.models import ExchangeRow
+from hub.web.app import create_app
+from security.tls import server_context
 
 #: Retry ladders short enough for tests (seconds).
 FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 4, "jitter": 0.5}
@@ -43,7 +51,6 @@ class LiveServer:
     """
 
     def __init__(self, app: Any, *, ssl_context: Any = None) -> None:
-        from werkzeug.serving import make_server
 
         self._server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
         scheme = "https" if ssl_context is not None else "http"
@@ -62,7 +69,6 @@ class AgencyHub:
                  retry: dict[str, Any] | None = None, concurrency: int = 1,
                  env: dict[str, str] | None = None, tls: Iterable[str] = (),
                  **hub_options: Any) -> None:
-        from hub.services import ServiceCatalog
 
         self.tokens = {name: secrets.token_urlsafe(16) for name in CALLERS}
         self.simulators = start_simulators(load_agencies(), free_ports=True)
@@ -96,12 +102,10 @@ class AgencyHub:
             simulator.serve_tls()
 
     def start(self) -> "AgencyHub":
-        from hub.web.app import create_app
 
         self.hub.setup()
         front_tls = None
         if self.tls & set(CALLERS):
-            from security.tls import server_context
 
             front_tls = server_context(self.hub.keys.store.tls_files("hub", "tls-server"))
         self.server = LiveServer(create_app(self.hub), ssl_context=front_tls)
@@ -133,7 +137,6 @@ class AgencyHub:
     # -- waiting for the flow -------------------------------------------------------------------
 
     def case(self, reference: str) -> Any:
-        from hub.cases.book import find_case
 
         with self.hub.store.session() as session:
             return find_case(session, reference)
@@ -154,9 +157,7 @@ class AgencyHub:
 
     def exchanges(self, reference: str) -> dict[str, Any]:
         """The case's exchanges of its latest round, by step."""
-        from sqlalchemy import select
 
-        from hub.store.models import ExchangeRow
 
         case = self.case(reference)
         with self.hub.store.session() as session:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from hub.delivery.retry import RetryPolicy
 from hub.testing.netproxy import TcpProxy
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -222,7 +223,7 @@ def delete_rabbitmq_namespace(hub: Any) -> None:
 
     defaults = Topology.for_hub(
         hub.topology.namespace,
-        {name: config.retry.policy().ladder for name, config in load_agencies().items()},
+        {name: RetryPolicy.from_mapping(config.retry.model_dump()).ladder for name, config in load_agencies().items()},
         case_retry_delays=CASE_RETRY.ladder)
     for topology in (hub.topology, defaults):
         try:

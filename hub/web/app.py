@@ -20,88 +20,26 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from hub import errors
+from hub.appointments.book import AppointmentBook
+from hub.cases.staff import StaffDesk
+from hub.cases.submissions import Submissions
+from hub.evidence.audit.log import AuditRecord
+from hub.web import health
+from hub.web.admin import init_app as init_admin
+from hub.web.applicant.api import blueprint as intake
+from hub.web.applicant.pages import blueprint as pages
+from hub.web.appointments import blueprint as appointments
+from hub.web.inbound import inbound_blueprint
+from hub.web.negotiation import DEFAULT_LANGUAGE
+from hub.web.problems import problem, status_for
+from hub.web.staff.api import blueprint as backoffice
+from hub.web.staff.pages import blueprint as staff_pages
 
 log = logging.getLogger(__name__)
-
-#: HTTP status for each error class (the most specific class listed wins).
-STATUS: list[tuple[type[errors.HubError], int]] = [
-    (errors.MessageTooLarge, 413),
-    (errors.UnsupportedMediaType, 415),
-    (errors.SchemaViolation, 422),
-    (errors.MalformedEnvelope, 400),
-    (errors.HostileInput, 400),
-    (errors.InvalidMessage, 400),
-    (errors.AccessDenied, 403),
-    (errors.SecurityError, 401),
-    (errors.UnknownService, 404),
-    (errors.UnknownRoute, 404),
-    (errors.IllegalTransition, 409),
-    (errors.AgencyRefusal, 422),
-    (errors.TransientError, 503),
-    (errors.ConfigurationError, 500),
-]
-
-
-def status_for(error: errors.HubError) -> int:
-    for cls, status in STATUS:
-        if isinstance(error, cls):
-            return status
-    return 400
-
-
-def note_rejection(status: int, code: str, *, reason: str | None = None) -> None:
-    """Mark the current request as refused (audited once the response is sent)."""
-    g.rejection = {"status": status, "code": code, **({"reason": reason} if reason else {})}
-
-
-def audit_as(component: str, actor: str) -> None:
-    """Name who is calling and which part refuses, for the rejection's audit record."""
-    g.audit_component, g.audit_actor = component, actor
-
-
-#: What each refusal means, in the caller's language (``title``, context ``problem`` of the
-#: catalogs); ``code`` and ``message`` stay precise and stable for programs and logs.
-PROBLEM_TITLES = {
-    400: "The request could not be read.",
-    401: "You must be identified to do this.",
-    403: "You are not allowed to do this.",
-    404: "This was not found.",
-    405: "This method is not allowed here.",
-    409: "This conflicts with the current state of the case.",
-    413: "The request is too large.",
-    415: "This type of content is not accepted.",
-    422: "Some information is missing or invalid.",
-    500: "Something went wrong on our side; please try again later.",
-    503: "The service is unavailable for a moment; please try again later.",
-}
-
-
-def _problem_language() -> str:
-    from hub.config import LANGUAGES
-    from hub.i18n.translate import best_language
-
-    hub = current_app.extensions.get("hub")
-    default = hub.settings.default_language if hub is not None else "en"
-    return best_language([request.args.get("lang"),
-                          request.accept_languages.best_match(LANGUAGES)], default)
-
-
-def problem(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
-    from hub.i18n.translate import translator
-
-    note_rejection(status, code, reason=extra.get("reason"))
-    language = _problem_language()
-    title = PROBLEM_TITLES.get(status) or PROBLEM_TITLES[500 if status >= 500 else 400]
-    body = {"error": {"code": code, "title": translator(language).pgettext("problem", title),
-                      "message": message, **extra},
-            "correlation_id": getattr(g, "correlation_id", None)}
-    response = jsonify(body)
-    response.headers["Content-Language"] = language
-    return response, status
 
 
 def create_app(hub: Any, *, max_content_length: int | None = None,
@@ -111,6 +49,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
     app = Flask("hub")
     app.config["MAX_CONTENT_LENGTH"] = max_content_length or hub.settings.max_message_bytes
     app.config["JSON_SORT_KEYS"] = False
+    app.config[DEFAULT_LANGUAGE] = hub.settings.default_language
     app.extensions["hub"] = hub
     app.extensions["hub.authenticate"] = authenticate or hub.tokens.verify_token
 
@@ -150,24 +89,14 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
         return problem(500, "internal.unexpected", "unexpected error; it was logged with the"
                        " correlation id of this response")
 
-    from hub.appointments.book import AppointmentBook
-    from hub.web.appointments import blueprint as appointments
-    from hub.web.staff.api import StaffDesk, blueprint as backoffice
-    from hub.web.staff.pages import blueprint as staff_pages
-    from hub.web import health
-    from hub.web.admin import init_app as init_admin
-    from hub.web.inbound.health import blueprint as inbound
-    from hub.web.applicant.api import blueprint as intake
-    from hub.web.applicant.pages import blueprint as pages
-    from hub.cases.submissions import Submissions
-
-    app.extensions["hub.cases.submissions"] = Submissions(hub)
+    book = AppointmentBook(hub)
+    app.extensions["hub.submissions"] = Submissions(hub, appointments=book)
     app.extensions["hub.desk"] = StaffDesk(hub)
-    app.extensions["hub.appointments.book"] = AppointmentBook(hub)
+    app.extensions["hub.appointments"] = book
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)
     app.register_blueprint(appointments)
-    app.register_blueprint(inbound)
+    app.register_blueprint(inbound_blueprint())  # agencies calling in: Health, Justice
     app.register_blueprint(pages)      # applicant pages: /<lang>/...
     app.register_blueprint(staff_pages)  # back-office pages: /staff/<lang>/...
     health.init_app(app)  # /healthz, /readyz, /metrics
@@ -186,8 +115,6 @@ def _audit_rejection(hub: Any, response: Response) -> None:
         return  # a server error is not a refusal of the input (it is logged instead)
     if request.method not in _INPUT_METHODS and response.status_code not in (401, 403):
         return
-    from hub.evidence.audit.log import AuditRecord
-
     try:
         body = request.get_data(cache=True) if response.status_code != 413 else b""
     except Exception:  # noqa: BLE001 - an unreadable body is still a refusal to record

@@ -17,8 +17,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from hub.cases.access import staff_principal
 from hub.appointments.book import AppointmentBook
-from hub.errors import SchemaViolation
-from hub.web.applicant.api import field_errors_response, json_body
+from hub.errors import SchemaViolation, UnknownRoute
+from hub.web.negotiation import json_body
+from hub.web.problems import field_errors_response
 from hub.cases.posts import all_posts, get_post
 
 blueprint = Blueprint("appointments", __name__)
@@ -26,7 +27,7 @@ blueprint.register_error_handler(SchemaViolation, field_errors_response)
 
 
 def book() -> AppointmentBook:
-    return current_app.extensions["hub.appointments.book"]
+    return current_app.extensions["hub.appointments"]
 
 
 @blueprint.get("/api/v1/posts")
@@ -39,8 +40,6 @@ def posts() -> Response:
 def slots(post: str) -> Response:
     service = request.args.get("service", "")
     if get_post(post) is None:
-        from hub.errors import UnknownRoute
-
         raise UnknownRoute("no consular post has this code", code="post.unknown")
     current_app.extensions["hub"].catalog.get(service)  # 404 for an unknown service
     return jsonify(slots=[s.as_json() for s in book().available(post=post, service=service)])

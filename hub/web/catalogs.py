@@ -6,7 +6,7 @@ them all as ``(context, msgid)``:
 - the page templates (``hub/templates/pages``) and the modules that translate literals
   (``_("...")``, ``t("...")``, ``pgettext("ctx", "...")``), extracted with Babel;
 - the field-error messages (`hub.web.forms.ERROR_MESSAGES`, context ``error``) and the titles of
-  the API's refusals (`hub.web.app.PROBLEM_TITLES`, context ``problem``);
+  the API's refusals (`hub.web.problems.PROBLEM_TITLES`, context ``problem``);
 - the service definitions: statuses (``status``), reasons of their routes and deadlines
   (``reason``), the reference guide (title, summary, who, eligibility, fees note, steps);
 - the intake schemas: every field's title and description, every choice (``value``);
@@ -25,7 +25,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from hub.i18n.translate import Key
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po, write_po
+
+from hub.cases.access import STAFF_ROLES
+from hub.cases.staff import STAFF_REASONS
+from hub.config import LANGUAGES
+from hub.i18n.translate import Key, messages
+from hub.services import ServiceCatalog
+from hub.web.forms import ERROR_MESSAGES, form_fields
+from hub.web.problems import PROBLEM_TITLES
+from hub.web.staff.pages import record_fields
 
 #: Reasons recorded by the hub's own code rather than by a service definition.
 CODE_REASONS = ("submitted", "route_started", "route_complete", "information_supplied",
@@ -47,7 +58,6 @@ def _translations() -> Path:
 
 def extracted() -> set[Key]:
     """Literal messages of the page templates and of `PYTHON_SOURCES`."""
-    from babel.messages.extract import extract_from_file
 
     root = _root()
     found: set[Key] = set()
@@ -64,17 +74,11 @@ def extracted() -> set[Key]:
 
 def from_data(catalog: object | None = None) -> set[Key]:
     """Messages of the service definitions (every service, flagged or not) and their schemas."""
-    from hub.cases.access import STAFF_ROLES
-    from hub.web.staff.api import STAFF_REASONS
-    from hub.web.staff.pages import record_fields
-    from hub.web.forms import ERROR_MESSAGES, form_fields
-    from hub.services import ServiceCatalog
 
     if catalog is None:
         # Every service, flagged ones included: a flag switched on must not show raw codes.
         every = ServiceCatalog.load()._all.values()  # noqa: SLF001 - the catalog's own data
         catalog = ServiceCatalog.load(features={d.feature_flag for d in every if d.feature_flag})
-    from hub.web.app import PROBLEM_TITLES
 
     found: set[Key] = {("error", m) for m in ERROR_MESSAGES.values()}
     found |= {("problem", m) for m in PROBLEM_TITLES.values()}  # every API refusal's title
@@ -114,7 +118,6 @@ def required() -> set[Key]:
 
 def missing(language: str) -> list[Key]:
     """Required messages without a translation in ``language``'s catalog."""
-    from hub.i18n.translate import messages
 
     messages.cache_clear()
     have = messages(language)
@@ -124,10 +127,7 @@ def missing(language: str) -> list[Key]:
 def update(root: Path | None = None) -> dict[str, int]:
     """Write ``messages.pot``, add the missing messages to every language's catalog and drop
     the ones no longer shown; returns how many each language lacks."""
-    from babel.messages.catalog import Catalog
-    from babel.messages.pofile import read_po, write_po
 
-    from hub.config import LANGUAGES
 
     base = root / "translations" if root is not None else _translations()
     template = Catalog(project="econsulat-hub", fuzzy=False)

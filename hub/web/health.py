@@ -23,10 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from cryptography import x509
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.keyset import HubKeys
 from hub.ops import controls
+from hub.web.metrics import hub_registry
 
 blueprint = Blueprint("probes", __name__)
 
@@ -59,7 +62,6 @@ def check_keys(hub: Any) -> str:
     and certificate (neither expired nor revoked by the current CRL), the trust store and the
     data-key ring. The running process keeps what it loaded at start; this says whether the next
     one (a new worker, a restart) would start."""
-    from hub.keyset import HubKeys
 
     keys = HubKeys.load(hub.settings)
     probe = b"readyz"
@@ -70,7 +72,6 @@ def check_keys(hub: Any) -> str:
 
 def certificates_expiry(keys_dir: Path) -> list[tuple[str, datetime]]:
     """(file, not-after) of every X.509 certificate under ``keys_dir``."""
-    from cryptography import x509
 
     found: list[tuple[str, datetime]] = []
     if not keys_dir.is_dir():
@@ -178,7 +179,6 @@ class Readiness:
 
 def init_app(app: Any) -> None:
     """Register the probes on ``app`` (its ``extensions["hub"]`` is the hub)."""
-    from hub.web.metrics import hub_registry
 
     hub = app.extensions["hub"]
     app.extensions["readiness"] = Readiness(hub)

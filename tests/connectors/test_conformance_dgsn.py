@@ -1,7 +1,7 @@
 """DGSN's connector against its simulator: the conformance kit, plus DGSN's own wire details."""
 from __future__ import annotations
 
-from connectors.conformance import ConnectorConformance, Sample
+from hub.testing.conformance import ConnectorConformance, Sample
 from hub.testing.samples import person, transport
 
 

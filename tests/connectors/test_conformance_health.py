@@ -1,7 +1,7 @@
 """Health's asynchronous connector against its simulator: the kit, callbacks included."""
 from __future__ import annotations
 
-from connectors.conformance import ConnectorConformance, Sample
+from hub.testing.conformance import ConnectorConformance, Sample
 from hub.testing.samples import certificates, deceased, transport
 
 

@@ -1,7 +1,7 @@
 """Interior's connector against its simulator: the conformance kit."""
 from __future__ import annotations
 
-from connectors.conformance import ConnectorConformance, Sample
+from hub.testing.conformance import ConnectorConformance, Sample
 from hub.testing.samples import burial, deceased, family_contact
 
 

@@ -1,7 +1,7 @@
 """Justice's outbound connector (delivery certificates) against its simulator: the kit."""
 from __future__ import annotations
 
-from connectors.conformance import ConnectorConformance, Sample
+from hub.testing.conformance import ConnectorConformance, Sample
 from hub.testing.samples import certificate
 
 

@@ -28,7 +28,7 @@ def project(tmp_path: Path) -> Path:
             shutil.copytree(ROOT / package, tmp_path / package,
                             ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "tests" / "connectors").mkdir(parents=True)
-    (tmp_path / "conftest.py").write_text('pytest_plugins = ["connectors.conformance"]\n')
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["hub.testing.conformance"]\n')
     return tmp_path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from connectors.conformance import NODE_ID, envelope_for
+from hub.testing.conformance import NODE_ID, envelope_for
 from connectors.dgsn.simulator import DgsnSimulator
 from connectors.registry import build_connector, load_agencies
 from connectors.xml import (XROAD, XRoadHeader, parse_xml, request_hash, serialize,

@@ -7,9 +7,10 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import text
 
-from hub.delivery.broker.topology import agency_routing_key
+from hub.addresses import agency_routing_key
 from hub.envelope import Envelope, SchemaRef
-from hub.delivery.outbox import NOTIFY_CHANNEL, enqueue
+from hub.delivery.relay import NOTIFY_CHANNEL
+from hub.store.outbox import enqueue
 from hub.store import Store
 from hub.testing.plugin import wait_for
 
@@ -46,7 +47,7 @@ def test_a_commit_elsewhere_wakes_the_relay(hub_factory: Callable[..., Any], pos
         wait_for(listening, timeout=10, what="the relay listening")
         queue = hub.topology.agency_queue("narsa")
         with writer.transaction() as session:
-            enqueue(session, hub.seal, _request(), agency_routing_key("narsa"))
+            enqueue(session, hub.seal.seal(_request()), agency_routing_key("narsa"))
         with hub.open_broker() as broker:
             wait_for(lambda: broker.depth(queue) == 1, timeout=10, what="the row published")
         wait_for(lambda: hub.relay.published == 1, timeout=10, what="the row marked sent")
@@ -60,5 +61,5 @@ def test_sqlite_has_no_trigger_and_still_publishes(hub_factory: Callable[..., An
     hub = hub_factory(env={"HUB_RELAY_POLL_INTERVAL": "0.05"})
     hub.setup()
     with hub.store.transaction() as session:
-        enqueue(session, hub.seal, _request(), agency_routing_key("narsa"))
+        enqueue(session, hub.seal.seal(_request()), agency_routing_key("narsa"))
     assert hub.relay.run_once() == 1

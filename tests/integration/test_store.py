@@ -12,7 +12,7 @@ from hub.delivery.broker import Topology, open_broker
 from hub.delivery.broker.topology import QueueSpec
 from hub.cli import main
 from hub.delivery.idempotency import mark_processed, was_processed
-from hub.delivery.outbox import OutboxRelay
+from hub.delivery.relay import OutboxRelay
 from hub.evidence.audit.log import AuditLog
 from hub.store import Store
 from hub.store.migrate import current
@@ -117,7 +117,7 @@ def test_migrations_and_models_agree(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from hub.cases.deadlines import JOB_TABLE
+    from hub.cases.scheduler import JOB_TABLE
     from hub.store.models import Base
 
     def ours(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

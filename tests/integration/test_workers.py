@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from connectors.base import MockConnector, Reply
 from hub.delivery.broker import Message
 from hub.cases.book import find_case
-from hub.delivery.deadletters import open_body, list_dead_letters, replay
+from hub.delivery.deadletters import plain_body, list_dead_letters, replay
 from hub.demo.scenarios import licence_request
 from hub.envelope import Envelope
 from hub.errors import AgencyRefusal, AgencyUnavailable, SchemaViolation, UnknownService
@@ -98,7 +98,7 @@ def test_duplicate_delivery_has_no_second_effect(make_hub):
                 OutboxRow.routing_key.startswith("case."))).one()
         with hub.open_broker() as broker:
             for row in (request, reply):  # the broker delivers both a second time
-                body = hub.store.privacy.open_body(row.body, row.body_key,
+                body = hub.store.privacy.decrypt_body(row.body, row.body_key,
                                                    message_id=row.message_id)
                 broker.publish(Message(body=body, message_id=row.message_id,
                                        routing_key=row.routing_key))
@@ -188,7 +188,7 @@ def test_unreadable_messages_are_parked_with_their_reason(make_hub, body, code):
         row = session.get(DeadLetterRow, parked.id)
         # The original bytes are kept for evidence and replay, encrypted at rest.
         assert row.body != body and row.body_key == hub.keys.data.active_key_id
-        assert open_body(hub.store, row) == body
+        assert plain_body(hub.store, row) == body
 
 
 def test_a_message_altered_in_the_broker_is_detected_and_parked(make_hub):
@@ -197,7 +197,7 @@ def test_a_message_altered_in_the_broker_is_detected_and_parked(make_hub):
         opened = hub.cases.open(session, SERVICE, licence_request("authentic"), actor="test")
     with hub.store.session() as session:
         row = session.scalars(select(OutboxRow)).one()
-    document = json.loads(hub.store.privacy.open_body(row.body, row.body_key,
+    document = json.loads(hub.store.privacy.decrypt_body(row.body, row.body_key,
                                                       message_id=row.message_id))
     document["payload"]["holder"]["cnie"] = "ZZ999999"  # someone edits the queued message
     with hub.open_broker() as broker:

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from hub.web.admin.charts import bar_chart
-from hub.ops.masking import redact, safe_details
+from hub.masking import redact, safe_details
 from hub.ops.queues import ManagementApi, QueueInspector
 
 from .conftest import licence, wait_for

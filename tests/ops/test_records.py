@@ -103,7 +103,7 @@ def test_records_commit_only_with_the_effect(ops_hub, agency):
             row = session.scalars(select(OutboxRow).where(
                 OutboxRow.message_id == str(opened.exchanges[0].id))).one()
         with ops_hub.open_broker() as broker:
-            body = ops_hub.store.privacy.open_body(row.body, row.body_key,
+            body = ops_hub.store.privacy.decrypt_body(row.body, row.body_key,
                                                    message_id=row.message_id)  # as relayed
             broker.publish(Message(body=body, message_id=row.message_id,
                                    routing_key=row.routing_key))

@@ -14,15 +14,15 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import inspect, select, text
 
-from hub.delivery.broker.topology import agency_routing_key
+from hub.addresses import agency_routing_key
 from hub.cases.book import find_case
-from hub.delivery.deadletters import get_dead_letter, list_dead_letters, open_body
+from hub.delivery.deadletters import get_dead_letter, list_dead_letters, plain_body
 from hub.demo.scenarios import (certificate_request, licence_request, registration_request,
                                 repatriation_request)
 from hub.envelope import Envelope, SchemaRef
 from hub.keyset import normalize_document
 from hub.testing.agencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
-from hub.delivery.outbox import enqueue
+from hub.store.outbox import enqueue
 from hub.store.privacy import cases_with_document
 from hub.store.models import CaseIdentity, CaseRow, ExchangeRow
 from hub.testing.plugin import wait_for
@@ -133,11 +133,11 @@ def test_no_personal_value_in_clear_in_any_table(mock_hub: Any, database_url: st
         assert wait_for_status(hub, certificate, "eligible") == "eligible"
         # A message nobody can route is parked with its (personal) payload.
         with hub.store.transaction() as session:
-            enqueue(session, hub.seal, Envelope.new(
+            enqueue(session, hub.seal.seal(Envelope.new(
                 correlation_id=licence, service="driving_licence_authentication",
                 kind="request", sender="ES-MAD", recipient="nowhere",
                 schema=SchemaRef(name="narsa.verify_licence.request", version="1"),
-                payload={"holder": {"cnie": "QL551237", "last_name": "Oumghar"}}),
+                payload={"holder": {"cnie": "QL551237", "last_name": "Oumghar"}})),
                 agency_routing_key("nowhere"))
         hub.relay.wake()
         wait_for(lambda: list_dead_letters(hub.store), what="the message parked")
@@ -157,7 +157,7 @@ def test_no_personal_value_in_clear_in_any_table(mock_hub: Any, database_url: st
             sorted([registration, certificate])
         assert cases_with_document(session, "passport", CNIE) == []
     parked = get_dead_letter(hub.store, list_dead_letters(hub.store)[0].id)
-    assert b"QL551237" in open_body(hub.store, parked)
+    assert b"QL551237" in plain_body(hub.store, parked)
 
     leaks = []
     scanned = set()

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 
 from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.evidence.audit.chain import (GENESIS, InlineChain, leaf_of, link, make_checkpoint,
-                             record_document, seal_pending)
+                             record_document, chain_pending)
 from hub.evidence.audit.export import export_case
 from hub.evidence.audit.verify import verify_chain
 from hub.cli import main
@@ -68,18 +68,18 @@ def position_of(store: Store, n: int) -> AuditRow:
         return session.scalars(select(AuditRow).where(AuditRow.chain_position == n)).one()
 
 
-def test_concurrent_writers_are_chained_without_gaps_by_one_sealer(store, keys):
+def test_concurrent_writers_are_chained_without_gaps_by_one_chainer(store, keys):
     stop = threading.Event()
 
-    def sealer() -> None:
+    def chainer() -> None:
         while not stop.is_set():
-            seal_pending(store, batch=7)
+            chain_pending(store, batch=7)
             stop.wait(0.005)
 
     def writer(k: int) -> None:
         write(store, 15, case=f"DLA-2026-{k:07d}")
 
-    sealing = [threading.Thread(target=sealer) for _ in range(2)]  # two sealers compete
+    sealing = [threading.Thread(target=chainer) for _ in range(2)]  # two chainers compete
     writers = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
     for t in sealing + writers:
         t.start()
@@ -88,7 +88,7 @@ def test_concurrent_writers_are_chained_without_gaps_by_one_sealer(store, keys):
     stop.set()
     for t in sealing:
         t.join(60)
-    seal_pending(store)
+    chain_pending(store)
     with store.session() as session:
         positions = sorted(session.scalars(select(AuditRow.chain_position)))
         head = session.get(AuditChainHead, 1)
@@ -101,7 +101,7 @@ def test_concurrent_writers_are_chained_without_gaps_by_one_sealer(store, keys):
 
 def test_the_hash_is_previous_hash_then_record_digest(sqlite_store):
     write(sqlite_store, 2)
-    seal_pending(sqlite_store)
+    chain_pending(sqlite_store)
     first, second = position_of(sqlite_store, 1), position_of(sqlite_store, 2)
     assert first.chain_hash == link(GENESIS, leaf_of(record_document(first)))
     assert second.chain_hash == link(first.chain_hash, leaf_of(record_document(second)))
@@ -109,7 +109,7 @@ def test_the_hash_is_previous_hash_then_record_digest(sqlite_store):
 
 def test_an_altered_record_is_found_with_its_id_and_both_hashes(store, keys):
     write(store, 6)
-    seal_pending(store)
+    chain_pending(store)
     victim = position_of(store, 4)
     with store.transaction() as session:
         session.execute(update(AuditRow).where(AuditRow.id == victim.id)
@@ -127,7 +127,7 @@ def test_rewriting_a_chain_consistently_is_caught_at_the_next_checkpoint(sqlite_
     write(sqlite_store, 5)
     make_checkpoint(sqlite_store, keys.signer)
     write(sqlite_store, 3)
-    seal_pending(sqlite_store)
+    chain_pending(sqlite_store)
     # Rewrite record 2 and recompute every later hash: the chain alone looks intact...
     with sqlite_store.transaction() as session:
         rows = list(session.scalars(select(AuditRow).order_by(AuditRow.chain_position)))
@@ -146,7 +146,7 @@ def test_rewriting_a_chain_consistently_is_caught_at_the_next_checkpoint(sqlite_
 
 def test_deleted_records_and_a_cut_end_are_reported(sqlite_store, keys):
     write(sqlite_store, 6)
-    seal_pending(sqlite_store)
+    chain_pending(sqlite_store)
     with sqlite_store.transaction() as session:
         session.execute(delete(AuditRow).where(AuditRow.chain_position.in_([3, 6])))
     kinds = [(p.kind, p.position) for p in verify_chain(sqlite_store, keys.trust).problems]
@@ -170,7 +170,7 @@ def test_a_range_starts_from_the_last_good_checkpoint(sqlite_store, keys):
     write(sqlite_store, 4)
     assert make_checkpoint(sqlite_store, keys.signer).position == 8
     write(sqlite_store, 2)
-    seal_pending(sqlite_store)
+    chain_pending(sqlite_store)
     report = verify_chain(sqlite_store, keys.trust, start=6)
     assert report.intact
     assert (report.anchor, report.checked, report.last_good_checkpoint) == (4, 6, 8)
@@ -186,7 +186,7 @@ def test_inline_chaining_gives_the_same_chain(tmp_path, keys):
     store = Store.from_url(f"sqlite:///{tmp_path / 'inline.db'}")
     store.upgrade()
     write(store, 4, log=AuditLog(chain=InlineChain()))
-    assert seal_pending(store) == 0  # nothing left for the sealer
+    assert chain_pending(store) == 0  # nothing left for the sealer
     assert verify_chain(store, keys.trust).intact
     store.dispose()
 
@@ -277,7 +277,7 @@ def test_an_altered_audit_row_and_an_altered_broker_message_are_both_detected(hu
                                 licence_request("authentic"), actor="test")
     with hub.store.session() as session:
         queued = session.scalars(select(OutboxRow)).one()
-    document = json.loads(hub.store.privacy.open_body(queued.body, queued.body_key,
+    document = json.loads(hub.store.privacy.decrypt_body(queued.body, queued.body_key,
                                                       message_id=queued.message_id))
     document["payload"]["licence"]["number"] = "99/999999"  # edited in the broker
     with hub.open_broker() as broker:

@@ -14,11 +14,11 @@ from sqlalchemy import inspect, text
 
 from hub.cases.book import find_case
 from hub.cli import main
-from hub.delivery.deadletters import get_dead_letter, list_dead_letters, open_body
+from hub.delivery.deadletters import get_dead_letter, list_dead_letters, plain_body
 from hub.demo.scenarios import licence_request, repatriation_request
 from hub.keyset import HubKeys
 from hub.testing.agencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
-from hub.delivery.outbox import enqueue
+from hub.store.outbox import enqueue
 from hub.envelope import Envelope, SchemaRef
 from hub.store.rekey import Progress, Reencryption, rotate_and_reencrypt
 from hub.runtime import Hub
@@ -41,11 +41,11 @@ def _traffic(hub: Any) -> dict[str, str]:
         assert wait_for_status(hub, repatriation, "agencies_cleared") == "agencies_cleared"
         assert wait_for_status(hub, licence, "verified") == "verified"
         with hub.store.transaction() as session:
-            enqueue(session, hub.seal, Envelope.new(
+            enqueue(session, hub.seal.seal(Envelope.new(
                 correlation_id=licence, service="driving_licence_authentication",
                 kind="request", sender="ES-MAD", recipient="nowhere",
                 schema=SchemaRef(name="narsa.verify_licence.request", version="1"),
-                payload={"holder": {"cnie": "QL551237"}}), "agency.nowhere")
+                payload={"holder": {"cnie": "QL551237"}})), "agency.nowhere")
         hub.relay.wake()
         wait_for(lambda: list_dead_letters(hub.store), what="the message parked")
     staff_moves(hub, licence, "attestation_issued")
@@ -89,7 +89,7 @@ def _readable(hub: Any, made: dict[str, str]) -> None:
         content, _ = hub.attachments.read(session, made["document"], case_id=made["case_id"])
         assert content == PDF
     parked = get_dead_letter(hub.store, list_dead_letters(hub.store)[0].id)
-    assert b"QL551237" in open_body(hub.store, parked)
+    assert b"QL551237" in plain_body(hub.store, parked)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

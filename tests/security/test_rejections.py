@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 from connectors.signing import JWS_HEADER
 from connectors.xml import SOAP_ENV, XROAD, XRoadHeader, parse_xml
 from hub.delivery.broker import Message
-from hub.delivery.deadletters import open_body, list_dead_letters
+from hub.delivery.deadletters import plain_body, list_dead_letters
 from hub.testing.samples import certificates, deceased
 from hub.demo.scenarios import licence_request, sample_request
 from hub.testing.agencies import mock_agencies, mock_hub  # noqa: F401 (fixtures)
@@ -585,7 +585,7 @@ def test_broker_messages_that_cannot_be_trusted_are_dead_lettered(hub_factory, c
                        actor="test")
     with hub.store.session() as session:
         queued, other = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
-    plain = [json.loads(hub.store.privacy.open_body(row.body, row.body_key,
+    plain = [json.loads(hub.store.privacy.decrypt_body(row.body, row.body_key,
                                                     message_id=row.message_id))
              for row in (queued, other)]  # as the relay would publish them (stored encrypted)
     changed = change(plain[0], credentials, plain[1])
@@ -599,7 +599,7 @@ def test_broker_messages_that_cannot_be_trusted_are_dead_lettered(hub_factory, c
     assert mock.calls == []  # the agency never saw it
     with hub.store.session() as session:
         kept = session.get(DeadLetterRow, dead.id)  # kept as it came, for evidence (encrypted)
-        assert open_body(hub.store, kept) == body
+        assert plain_body(hub.store, kept) == body
         [audited] = session.scalars(select(AuditRow).where(
             AuditRow.action == "dead_lettered")).all()
         assert audited.outcome == code

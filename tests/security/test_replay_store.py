@@ -145,13 +145,13 @@ def test_soap_is_verified_on_its_signed_id_and_timestamp_then_accepted_once(veri
 
 
 def test_the_scheduled_purge_forgets_ids_past_the_hubs_replay_window(hub_factory):
-    from hub.cases.deadlines import purge_seen_ids
-
     hub = hub_factory(env={"HUB_REPLAY_WINDOW": "120", "HUB_REPLAY_SKEW": "30"})
     hub.setup()
     seen = StoreSeenIds(hub.store)
     seen.add_if_new("narsa", "m-1")
     now = datetime.now(timezone.utc)
-    assert purge_seen_ids(hub, now=now + timedelta(seconds=140)) == 0  # still inside 150 s
-    assert purge_seen_ids(hub, now=now + timedelta(seconds=160)) == 1
+    assert purge_seen(hub.store, older_than=hub.settings.seen_id_retention,
+                      now=now + timedelta(seconds=140)) == 0  # still inside 150 s
+    assert purge_seen(hub.store, older_than=hub.settings.seen_id_retention,
+                      now=now + timedelta(seconds=160)) == 1
     assert seen.add_if_new("narsa", "m-1")  # forgotten: its timestamp alone refuses it now

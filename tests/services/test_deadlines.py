@@ -10,8 +10,10 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select, text, update
 
+from hub.appointments.book import AppointmentBook
 from hub.cases.book import find_case
-from hub.cases.deadlines import DeadlineScheduler, DeadlineSweeper, due, purge_documents
+from hub.cases.deadlines import DeadlineSweeper, due
+from hub.store.attachments import purge_unclaimed_documents
 from hub.demo.scenarios import sample_request
 from hub.testing.agencies import staff_moves, wait_for_status
 from hub.services import ServiceCatalog, parse_definition
@@ -91,7 +93,7 @@ def _tracking(hub, reference):
     from hub.cases.submissions import Submissions
 
     with hub.store.session() as session:
-        return Submissions(hub).view(session, find_case(session, reference))
+        return Submissions(hub, appointments=AppointmentBook(hub)).view(session, find_case(session, reference))
 
 
 def test_the_tenth_day_rule_is_data(mock_hub, tmp_path):
@@ -135,7 +137,7 @@ def test_the_scheduler_keeps_its_jobs_in_the_database_and_runs_the_sweep(mock_hu
     staff_moves(hub, ref, "more_information_requested", reason="document_unreadable")
     _entered(hub, ref, "more_information_requested", datetime.now(timezone.utc)
              - timedelta(days=91))
-    scheduler = DeadlineScheduler(hub, interval_minutes=60)
+    scheduler = hub.scheduler(interval_minutes=60)
     scheduler.start()
     try:
         assert scheduler.jobs() == JOBS
@@ -149,7 +151,7 @@ def test_the_scheduler_keeps_its_jobs_in_the_database_and_runs_the_sweep(mock_hu
         stored = set(session.scalars(text("SELECT id FROM scheduled_jobs")))
     assert stored == set(JOBS)
     # A new scheduler (a restarted process) finds its jobs and replaces them, not duplicates.
-    again = DeadlineScheduler(hub, interval_minutes=60)
+    again = hub.scheduler(interval_minutes=60)
     again.start()
     try:
         assert again.jobs() == JOBS
@@ -173,7 +175,7 @@ def test_unclaimed_documents_and_orphan_files_are_purged(mock_hub):
     stale = time.time() - 30 * 3600
     os.utime(orphan, (stale, stale))
 
-    assert purge_documents(hub) == 2
+    assert purge_unclaimed_documents(hub.store, hub.attachments, unclaimed_for=timedelta(hours=hub.settings.unclaimed_attachment_hours)) == 2
     with hub.store.session() as session:
         assert {r.id for r in session.scalars(select(AttachmentRow))} == {kept.id}
     root: Path = hub.attachments.root

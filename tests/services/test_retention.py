@@ -8,11 +8,10 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
-from hub.evidence.audit.chain import seal_pending
+from hub.evidence.audit.chain import chain_pending
 from hub.evidence.audit.verify import verify_chain
 from hub.cases.book import find_case
 from hub.cli import main
-from hub.cases.deadlines import DeadlineScheduler
 from hub.demo.scenarios import licence_request, repatriation_request
 from hub.testing.agencies import staff_moves, wait_for_status
 from hub.cases.retention import RetentionSweeper
@@ -99,7 +98,7 @@ def test_closed_cases_past_retention_are_anonymized_and_audited(mock_hub):
     assert [item.reference for item in later.anonymized] == [licence]
 
     # The chain covers digests, not data: it still verifies from its start.
-    seal_pending(hub.store)
+    chain_pending(hub.store)
     report = verify_chain(hub.store, hub.keys.trust)
     assert report.intact, [p.describe() for p in report.problems]
     result = CliRunner().invoke(main, ["audit", "verify"], env=_env(hub))
@@ -159,7 +158,7 @@ def test_sent_messages_are_purged_after_the_message_retention(mock_hub):
 
 def test_the_scheduler_registers_the_retention_job(mock_hub):
     hub = mock_hub()
-    scheduler = DeadlineScheduler(hub, interval_minutes=60)
+    scheduler = hub.scheduler(interval_minutes=60)
     scheduler.start()
     try:
         assert "retention.run" in scheduler.jobs()

@@ -2,8 +2,8 @@
 
 Pick the adapter by URL scheme, like kombu's transport aliases::
 
-    amqp://guest:guest@127.0.0.1:5672/%2F   RabbitMQ through pika        (hub.broker.rabbitmq)
-    sqlite:///var/broker.db                  embedded durable SQLite queue (hub.broker.embedded)
+    amqp://guest:guest@127.0.0.1:5672/%2F   RabbitMQ through pika        (hub.delivery.broker.rabbitmq)
+    sqlite:///var/broker.db                  embedded durable SQLite queue (hub.delivery.broker.embedded)
 
 Semantics both adapters keep (tests/contract/test_broker_contract.py proves it):
 
@@ -20,148 +20,29 @@ Semantics both adapters keep (tests/contract/test_broker_contract.py proves it):
 """
 from __future__ import annotations
 
-import abc
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from hub.delivery.broker.base import (DELIVERY_LIMIT_CODE, H_ATTEMPT, H_COMPONENT,
+                                      H_DEAD_LETTERED_AT, H_ERROR, H_ERROR_CODE,
+                                      H_FIRST_FAILED_AT, H_ORIGINAL_QUEUE,
+                                      H_ORIGINAL_ROUTING_KEY, H_REPLAYED_FROM, Broker, Delivery,
+                                      Handler, Headers, Message)
+from hub.delivery.broker.embedded import EmbeddedBroker
+from hub.delivery.broker.rabbitmq import RabbitBroker
 from hub.delivery.broker.topology import QueueSpec, Topology
 from hub.errors import ConfigurationError
 
-Headers = dict[str, Any]
-
-#: Header names the hub writes when it retries or parks a message.
-H_ATTEMPT = "x-hub-attempt"
-H_ERROR_CODE = "x-hub-error-code"
-H_ERROR = "x-hub-error"
-H_COMPONENT = "x-hub-component"
-H_ORIGINAL_QUEUE = "x-hub-original-queue"
-H_ORIGINAL_ROUTING_KEY = "x-hub-original-routing-key"
-H_FIRST_FAILED_AT = "x-hub-first-failed-at"
-H_DEAD_LETTERED_AT = "x-hub-dead-lettered-at"
-H_REPLAYED_FROM = "x-hub-replayed-from"
-
-#: Error code of a message parked by the broker itself after too many unsettled deliveries.
-DELIVERY_LIMIT_CODE = "broker.delivery_limit"
-
-
-@dataclass(frozen=True)
-class Message:
-    """What travels: opaque bytes, a stable id, string-keyed headers and a routing key."""
-
-    body: bytes
-    message_id: str
-    routing_key: str
-    headers: Headers = field(default_factory=dict)
-
-
-class Delivery(abc.ABC):
-    """One received message, to be settled exactly once."""
-
-    def __init__(self, message: Message, queue: str, redelivered: bool) -> None:
-        self.message = message
-        self.queue = queue
-        self.redelivered = redelivered
-        self.settled = False
-
-    def _settle(self) -> None:
-        if self.settled:
-            raise RuntimeError(f"delivery {self.message.message_id} already settled")
-        self.settled = True
-
-    @abc.abstractmethod
-    def ack(self) -> None:
-        """The work is durable; forget the message."""
-
-    @abc.abstractmethod
-    def retry(self, step: int, delay: float, *, headers: Headers, body: bytes | None = None) -> None:
-        """Send the message to retry rung ``step``; it reappears on its queue after ``delay`` s.
-
-        ``delay`` must not exceed the rung's delay (the RabbitMQ rung's queue TTL caps it).
-        ``body`` replaces the payload (e.g. with the attempt counter advanced).
-        """
-
-    @abc.abstractmethod
-    def dead_letter(self, *, headers: Headers) -> None:
-        """Park the message on its queue's dead-letter queue with ``headers`` explaining why."""
-
-    @abc.abstractmethod
-    def release(self) -> None:
-        """Give the message back unsettled, for immediate redelivery (graceful shutdown)."""
-
-
-Handler = Callable[[Delivery], None]
-
-
-class Broker(abc.ABC):
-    """A connection to the message broker. Not thread-safe: one per thread."""
-
-    def __init__(self, topology: Topology) -> None:
-        self.topology = topology
-
-    @abc.abstractmethod
-    def declare(self) -> None:
-        """Create the exchange, queues and bindings (idempotent)."""
-
-    @abc.abstractmethod
-    def publish(self, message: Message) -> None:
-        """Publish durably; return once confirmed."""
-
-    def publish_many(self, messages: Iterable[Message]) -> None:
-        for message in messages:
-            self.publish(message)
-
-    @abc.abstractmethod
-    def send_to_queue(self, queue: str, message: Message) -> None:
-        """Put a message straight on a named queue (used to replay dead letters)."""
-
-    @abc.abstractmethod
-    def consume(self, queue: str, handler: Handler, *, stop: threading.Event,
-                prefetch: int = 16, idle: Callable[[], None] | None = None) -> None:
-        """Deliver messages from ``queue`` to ``handler`` until ``stop`` is set.
-
-        Reconnects on connection loss. ``idle`` is called when no message came for a while.
-        A delivery the handler leaves unsettled is released for redelivery.
-        """
-
-    @abc.abstractmethod
-    def get(self, queue: str) -> Delivery | None:
-        """Take one message if any is ready (non-blocking)."""
-
-    @abc.abstractmethod
-    def depth(self, queue: str) -> int:
-        """Messages in the queue (ready plus unacknowledged where the broker can tell)."""
-
-    @abc.abstractmethod
-    def purge(self, queue: str) -> int:
-        """Drop every message of a queue; returns how many. Tests and operators only."""
-
-    @abc.abstractmethod
-    def delete_topology(self) -> None:
-        """Delete every queue and the exchange of this topology (test clean-up)."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        ...
-
-    def __enter__(self) -> "Broker":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+#: Adapter per URL scheme (kombu's transport aliases).
+ADAPTERS: dict[str, type[Broker]] = {"amqp": RabbitBroker, "amqps": RabbitBroker,
+                                     "sqlite": EmbeddedBroker}
 
 
 def open_broker(url: str, topology: Topology, **options: Any) -> Broker:
     """Open the adapter named by the URL scheme."""
     scheme = url.split(":", 1)[0].lower()
-    if scheme in ("amqp", "amqps"):
-        from hub.delivery.broker.rabbitmq import RabbitBroker
-
-        return RabbitBroker(url, topology, **options)
-    if scheme == "sqlite":
-        from hub.delivery.broker.embedded import EmbeddedBroker
-
-        return EmbeddedBroker(url, topology, **options)
+    adapter = ADAPTERS.get(scheme)
+    if adapter is not None:
+        return adapter(url, topology, **options)  # type: ignore[call-arg]
     raise ConfigurationError(f"unsupported broker URL scheme {scheme!r}: use amqp:// or sqlite:///")
 
 

@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from hub.delivery import broker as b
-from hub.delivery.broker import Broker, Delivery, Handler, Headers, Message
+from hub.delivery.broker import base as b
+from hub.delivery.broker.base import Broker, Delivery, Handler, Headers, Message
 from hub.delivery.broker.topology import Topology, topic_matches
 from hub.errors import BrokerUnavailable, ConfigurationError, UnknownRoute
 

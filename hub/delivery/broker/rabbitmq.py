@@ -30,8 +30,8 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.utils import connection_workflow
 
-from hub.delivery import broker as b
-from hub.delivery.broker import Broker, Delivery, Handler, Headers, Message
+from hub.delivery.broker import base as b
+from hub.delivery.broker.base import Broker, Delivery, Handler, Headers, Message
 from hub.delivery.broker.topology import Topology
 from hub.errors import BrokerUnavailable, ConfigurationError, UnknownRoute
 

@@ -17,13 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def agency_routing_key(agency: str) -> str:
-    return f"agency.{agency}"
-
-
-def case_routing_key(service: str, kind: str) -> str:
-    return f"case.{service}.{kind}"
+from hub.addresses import agency_routing_key
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ an export prove one case's records with the other records of the segment reduced
 digests (`hub.evidence.audit.export`): the chain proves order and integrity without disclosing other cases.
 
 **Who chains, and when.** Writers do not: `AuditLog.append` inserts the row in the writer's
-transaction as before. A single *sealer* (`seal_pending`) then takes committed rows that have no
+transaction as before. A single *sealer* (`chain_pending`) then takes committed rows that have no
 position yet, in id order, gives them the next positions and hashes, and moves the chain head,
 all in one short transaction that locks only the head row (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL: a second sealer finds it busy and leaves; SQLite serializes anyway). Positions
@@ -104,7 +104,7 @@ def _head(session: Session, *, skip_locked: bool) -> AuditChainHead | None:
     return head
 
 
-def seal_pending(store: Store, *, batch: int = 1000) -> int:
+def chain_pending(store: Store, *, batch: int = 1000) -> int:
     """Chain committed audit records that have no position yet; returns how many were chained.
 
     Safe to run from several processes at once: only one holds the head at a time, the others
@@ -136,13 +136,13 @@ def seal_pending(store: Store, *, batch: int = 1000) -> int:
             return total
 
 
-def unsealed_count(session: Session) -> int:
+def unchained_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AuditRow)
                           .where(AuditRow.chain_position.is_(None))) or 0
 
 
-class AuditSealer:
-    """Runs `seal_pending` every ``interval`` seconds until stopped (a part of `Hub.run`)."""
+class AuditChainer:
+    """Runs `chain_pending` every ``interval`` seconds until stopped (a part of `Hub.run`)."""
 
     def __init__(self, store: Store, *, interval: float = 0.5) -> None:
         self.store = store
@@ -152,12 +152,12 @@ class AuditSealer:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.sealed += seal_pending(self.store)
+                self.sealed += chain_pending(self.store)
             except HubError as exc:
                 log.warning("audit sealer pass failed, will retry: %s", exc.message)
             stop.wait(self.interval)
         try:
-            self.sealed += seal_pending(self.store)  # leave nothing behind on a clean stop
+            self.sealed += chain_pending(self.store)  # leave nothing behind on a clean stop
         except HubError as exc:
             log.warning("audit sealer final pass failed: %s", exc.message)
 
@@ -206,7 +206,7 @@ def make_checkpoint(store: Store, signer: Signer, *, now: datetime | None = None
 
     Returns the new checkpoint, or None when there was nothing new to sign.
     """
-    seal_pending(store)
+    chain_pending(store)
     signed_at = (now or utcnow()).replace(microsecond=0)
     with store.transaction() as session:
         head = _head(session, skip_locked=False)

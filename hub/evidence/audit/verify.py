@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.evidence.audit.chain import (GENESIS, HEAD_ID, Checkpoint, certificate_of, leaf_of, link,
-                             load_checkpoints, record_document, unsealed_count)
+                             load_checkpoints, record_document, unchained_count)
 from hub.errors import HubError
 from hub.store import Store
 from hub.store.models import AuditChainHead, AuditRow
@@ -121,7 +121,7 @@ def verify_chain(store: Store, trust: TrustStore, *, start: int | None = None,
         last = min(end, top) if end is not None else top
         checkpoints = load_checkpoints(session)
         report = VerifyReport(start=start or 1, end=last, anchor=0,
-                              unsealed=unsealed_count(session))
+                              unsealed=unchained_count(session))
         good: dict[int, Checkpoint] = {}
         for checkpoint in checkpoints:
             reason = checkpoint_problem(checkpoint, trust)

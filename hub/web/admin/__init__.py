@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.ops.queues import QueueInspector
 from hub.keyset import load_or_create_secret
+from hub.ops.queues import QueueInspector
+from hub.web.admin.api import blueprint as api
+from hub.web.admin.views import blueprint as console
 
 
 def init_app(app: Any) -> None:
-    from hub.web.admin.api import blueprint as api
-    from hub.web.admin.views import blueprint as console
 
     hub = app.extensions["hub"]
     if not app.secret_key:

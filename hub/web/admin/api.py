@@ -21,7 +21,7 @@ from hub.web.admin import service
 from hub.web.admin.auth import authorize
 from hub.errors import InvalidMessage, UnknownRoute
 from hub.ops import controls, records
-from hub.ops.masking import redact
+from hub.masking import redact
 
 blueprint = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 

@@ -2,34 +2,29 @@
 
 Each function takes the hub and returns dictionaries or dataclasses with operational data only:
 codes, counts, timings, ids, case references, digests. Payloads never leave the store through
-this module; free text passes through `hub.ops.masking.redact`.
+this module; free text passes through `hub.masking.redact`.
 """
 from __future__ import annotations
 
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import func, or_, select
 
+from hub.clock import aware
 from hub.delivery import deadletters
 from hub.ops import controls, records
-from hub.ops.masking import redact, safe_details
+from hub.masking import redact, safe_details
 from hub.ops.queues import QueueInspector
 from hub.store.models import (AuditRow, CaseEvent, CaseRow, DeadLetterRow, ExchangeRow,
                               OperationalRecordRow, OutboxRow, utcnow)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _iso(value: datetime | None) -> str | None:
-    value = _aware(value)
+    value = aware(value)
     return value.isoformat() if value else None
 
 

@@ -24,14 +24,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from hub.config import LANGUAGES
-from hub.envelope import parse_json
-from hub.errors import MalformedEnvelope, MessageTooLarge, SchemaViolation, UnsupportedMediaType
-from hub.web.forms import bundle, localize_errors
+from hub.errors import MessageTooLarge, SchemaViolation, UnsupportedMediaType
+from hub.web.forms import bundle
 from hub.web.guide import service_guide, service_summary, service_title
-from hub.i18n.translate import Translator, best_language, translator
+from hub.i18n.translate import Translator, translator
 from hub.schemas import load_document
 from hub.cases.submissions import CaseView, Submissions
+from hub.web.negotiation import json_body, language
+from hub.web.problems import field_errors_response
 
 blueprint = Blueprint("intake", __name__, url_prefix="/api/v1")
 
@@ -41,34 +41,10 @@ def _hub() -> Any:
 
 
 def submissions() -> Submissions:
-    return current_app.extensions["hub.cases.submissions"]
+    return current_app.extensions["hub.submissions"]
 
 
-def language(default: str | None = None) -> str:
-    """``?lang``, else the best of ``Accept-Language``, else ``default`` or the hub's."""
-    return best_language([request.args.get("lang"),
-                          request.accept_languages.best_match(LANGUAGES)],
-                         default or _hub().settings.default_language)
-
-
-def json_body() -> dict[str, Any]:
-    if not request.is_json:
-        raise UnsupportedMediaType("send the request as application/json")
-    document = parse_json(request.get_data(), what="request body")
-    if not isinstance(document, dict):
-        raise MalformedEnvelope("the request body must be a JSON object")
-    return document
-
-
-@blueprint.errorhandler(SchemaViolation)
-def field_errors_response(error: SchemaViolation) -> tuple[Response, int]:
-    """422 with every field error localized; labels come from the intake schema the view set
-    in ``g.intake_schema``."""
-    from hub.web.app import problem
-
-    t = translator(language())
-    fields = localize_errors(error.errors, g.get("intake_schema"), t)
-    return problem(422, error.code, t("Some fields need your attention."), fields=fields)
+blueprint.register_error_handler(SchemaViolation, field_errors_response)
 
 
 # -- the catalogue --------------------------------------------------------------------------

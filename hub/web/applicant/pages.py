@@ -29,8 +29,9 @@ from hub.config import LANGUAGES
 from hub.errors import MessageTooLarge, SchemaViolation, SecurityError, UnsupportedMediaType
 from hub.web.forms import FormField, form_fields, localize_errors
 from hub.web.guide import service_guide, service_title
-from hub.i18n.translate import NATIVE_NAMES, Translator, best_language, translator
+from hub.i18n.translate import NATIVE_NAMES, Translator, best_language
 from hub.cases.posts import all_posts
+from hub.web.negotiation import page_translator
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -41,12 +42,6 @@ _INDEX = re.compile(r"^\d+$")
 
 def _hub() -> Any:
     return current_app.extensions["hub"]
-
-
-def page_translator(lang: str) -> Translator:
-    if lang not in LANGUAGES:
-        abort(404)
-    return translator(lang)
 
 
 def _render(template: str, t: Translator, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -94,7 +89,7 @@ def service_form(lang: str, service: str) -> tuple[str, int]:
         values = {k: v for k, v in request.form.items() if v.strip()}
         try:
             data = _request_data(form, values)
-            opened = current_app.extensions["hub.cases.submissions"].submit(service, data,
+            opened = current_app.extensions["hub.submissions"].submit(service, data,
                                                                       language=lang)
         except SchemaViolation as exc:
             errors = localize_errors(exc.errors, definition.intake_schema, t)
@@ -124,7 +119,7 @@ def _request_data(form: FormField, values: dict[str, str]) -> dict[str, Any]:
             _set(data, path, int(value))
         else:
             _set(data, path, value.strip())
-    submissions = current_app.extensions["hub.cases.submissions"]
+    submissions = current_app.extensions["hub.submissions"]
     refused: list[dict[str, str]] = []
     for path, upload in request.files.items():
         if kinds.get(path) != "document" or not upload.filename:
@@ -186,7 +181,7 @@ def track(lang: str) -> tuple[str, int]:
         return _render("track.html", t, reference=reference, case=None, error=None)
     secret = (request.form.get("secret") or "").strip()
     try:
-        view = current_app.extensions["hub.cases.submissions"].track(reference, secret)
+        view = current_app.extensions["hub.submissions"].track(reference, secret)
     except SecurityError:
         return _render("track.html", t, status=404, reference=reference, case=None,
                        error=t("No case matches this reference and secret."))

@@ -3,8 +3,8 @@
 Justice calls ``SubmitJudicialDocument`` (WSDL served at ``/inbound/v1/justice?wsdl``, messages
 in ``schemas/v1/agencies/justice-inbound.xsd``) with the X-Road 4.0 header. The hub:
 
-1. parses the message safely and authenticates the caller (`hub.web.inbound.health.authenticate`: Justice's
-   X-Road client identity and credential; signatures plug into `hub.web.inbound.health.verify_message`);
+1. parses the message safely and authenticates the caller (`hub.web.inbound.agencies.authenticate`: Justice's
+   X-Road client identity and credential; signatures plug into `hub.web.inbound.agencies.verify_message`);
 2. validates the body against the XSD and maps it to case data with
    ``mappings/justice/submit_judicial_document.inbound.yaml``;
 3. opens a ``judicial_documents`` case at the post covering the addressee's address
@@ -44,6 +44,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from connectors.xml import (LOCAL_SCHEMAS, PROTOCOL_VERSION, SOAP_ENV, XRoadHeader, body_of,
                             echoed_header, from_dict, local, parse_xml, serialize, soap_envelope,
@@ -54,6 +55,9 @@ from hub.errors import (HostileInput, HubError, MalformedEnvelope, MessageTooLar
 from hub.mapping import Mapping
 from hub.cases.posts import post_for_address
 from hub.store.models import CaseRow
+from hub.web.inbound.agencies import authenticate, verify_message
+from hub.web.problems import audit_as, note_rejection, status_for
+from security import safexml
 
 NAMESPACE = "urn:ma:gov:maec:econsulat:judicial:v1"
 SERVICE = "judicial_documents"
@@ -128,12 +132,6 @@ def _inbound_mapping() -> Mapping:
 
 
 def submit() -> Response:
-    from werkzeug.exceptions import RequestEntityTooLarge
-
-    from hub.web.inbound.health import authenticate, verify_message
-    from hub.web.app import audit_as
-    from security import safexml
-
     audit_as("inbound.justice", "agency:justice")
     limit = current_app.extensions["hub"].settings.max_message_bytes
     raw = b""
@@ -217,8 +215,6 @@ FAULT_CODES: list[tuple[type[HubError], str]] = [
 
 
 def _fault(error: HubError, envelope: etree._Element | None, raw: bytes) -> Response:
-    from hub.web.app import note_rejection, status_for
-
     client = not error.transient
     code = error.code
     for cls, name in FAULT_CODES:

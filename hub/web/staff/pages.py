@@ -32,13 +32,14 @@ from flask import (Blueprint, Response, abort, current_app, g, redirect, render_
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from hub.cases.access import STAFF_ROLES
-from hub.web.staff.api import MAX_OFFSET, STAFF_REASONS, StaffDesk
+from hub.cases.book import find_case
+from hub.cases.staff import MAX_OFFSET, STAFF_REASONS, StaffDesk
 from hub.config import LANGUAGES
 from hub.errors import (AccessDenied, IllegalTransition, MessageTooLarge, SchemaViolation,
                         SecurityError, UnknownRoute, UnknownService, UnsupportedMediaType)
 from hub.web.forms import FormField, field_label, find_field, form_fields, localize_errors
 from hub.web.guide import service_title
-from hub.web.applicant.pages import page_translator  # one rule for the language in a page's URL
+from hub.web.negotiation import page_translator  # one rule for the language in a page's URL
 from hub.i18n.translate import NATIVE_NAMES, Translator, best_language, translator
 from security.tokens import MAX_TTL, Principal
 
@@ -393,8 +394,6 @@ def transition(lang: str, reference: str) -> Any:
 
 
 def _schema_of(reference: str) -> dict[str, Any] | None:
-    from hub.cases.book import find_case
-
     with _hub().store.session() as session:
         found = find_case(session, reference)
         return _hub().catalog.get(found.service).intake_schema if found else None

@@ -71,7 +71,7 @@ def _seal_existing(conn: Any, privacy: Any) -> None:
                           sa.Column("path", sa.String), sa.Column("digest", sa.String))
     for row in conn.execute(sa.select(cases).where(cases.c.data_key.is_(None))).all():
         data = loads(row.data)
-        sealed, key_id = privacy.seal_json(data, context=f"case:{row.reference}")
+        sealed, key_id = privacy.encrypt_json(data, context=f"case:{row.reference}")
         conn.execute(cases.update().where(cases.c.id == row.id)
                      .values(data=sealed, data_key=key_id))
         for path, digest in privacy.identities(data or {}).items():
@@ -82,7 +82,7 @@ def _seal_existing(conn: Any, privacy: Any) -> None:
                           sa.Column(f"{column}_key", sa.String))
         key_column = target.c[f"{column}_key"]
         for row in conn.execute(sa.select(target).where(key_column.is_(None))).all():
-            sealed, key_id = privacy.seal_json(loads(row[1]), context=f"{prefix}:{row.id}")
+            sealed, key_id = privacy.encrypt_json(loads(row[1]), context=f"{prefix}:{row.id}")
             conn.execute(target.update().where(target.c.id == row.id)
                          .values({column: sealed, key_column: key_id}))
     for table in ("outbox", "dead_letters"):
@@ -90,13 +90,13 @@ def _seal_existing(conn: Any, privacy: Any) -> None:
                           sa.Column("message_id", sa.String), sa.Column("body", sa.LargeBinary),
                           sa.Column("body_key", sa.String))
         for row in conn.execute(sa.select(target).where(target.c.body_key.is_(None))).all():
-            body, key_id = privacy.seal_body(bytes(row.body), message_id=row.message_id)
+            body, key_id = privacy.encrypt_body(bytes(row.body), message_id=row.message_id)
             conn.execute(target.update().where(target.c.id == row.id)
                          .values(body=body, body_key=key_id))
 
 
 def downgrade() -> None:
-    # Sealed values stay sealed: decrypting a whole database back into clear is not a
+    # Encrypted values stay sealed: decrypting a whole database back into clear is not a
     # migration's job (and would need the keys); drop the columns only.
     op.drop_index("ix_case_identities_digest", table_name="case_identities")
     op.drop_index("ix_case_identities_case_id", table_name="case_identities")

@@ -1,7 +1,7 @@
 """Transactional outbox: a case change and the messages it causes commit together.
 
-Writers call `enqueue` inside their unit of work; nothing touches the broker there. The
-`OutboxRelay` publishes committed rows with publisher confirms, in id order, and marks them sent.
+Writers call `hub.store.outbox.enqueue` inside their unit of work; nothing touches the broker
+there. The `OutboxRelay` publishes committed rows with publisher confirms, in id order, and marks them sent.
 A crash between publish and mark publishes the row again on restart: consumers are idempotent on
 the message id, so the effect stays single.
 
@@ -13,8 +13,9 @@ commit that adds outbox rows also notifies channel ``hub_outbox`` (a trigger, mi
 which the relay listens to, so a relay in another process starts at once instead of at its next
 poll. Polling stays as the fallback: a lost notification only delays a row, never loses it.
 
-Bodies are stored encrypted (`hub.store.privacy`: envelopes carry personal data): `enqueue` seals the
-body under the data keys with the message id as context, the relay opens it to publish.
+Bodies are stored encrypted (`hub.store.privacy`: envelopes carry personal data): `enqueue`
+encrypts the body under the data keys with the message id as context, the relay decrypts it to
+publish.
 """
 from __future__ import annotations
 
@@ -22,15 +23,14 @@ import logging
 import threading
 from typing import Any, Callable
 
+import psycopg
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.delivery.broker import Broker, Message
-from hub.envelope import Envelope
-from hub.evidence.audit.log import AuditLog
+from hub.delivery.deadletters import park_headers, record
 from hub.errors import HubError, PermanentError
-from hub.store.privacy import privacy_of
-from hub.evidence.seal import Seal
+from hub.evidence.audit.log import AuditLog
 from hub.store import Store
 from hub.store.models import OutboxRow, utcnow
 
@@ -38,17 +38,6 @@ log = logging.getLogger(__name__)
 
 #: PostgreSQL channel notified when outbox rows commit (see migration 0006_outbox_notify).
 NOTIFY_CHANNEL = "hub_outbox"
-
-
-def enqueue(session: Session, seal: Seal, envelope: Envelope, routing_key: str, *,
-            queue: str | None = None, headers: dict | None = None) -> OutboxRow:
-    """Add a sealed envelope to the outbox in the caller's transaction."""
-    sealed = envelope if envelope.signature else seal.seal(envelope)
-    body, key_id = privacy_of(session).seal_body(sealed.to_bytes(), message_id=str(envelope.id))
-    row = OutboxRow(message_id=str(envelope.id), routing_key=routing_key, queue=queue,
-                    headers=dict(headers or {}), body=body, body_key=key_id)
-    session.add(row)
-    return row
 
 
 class OutboxRelay:
@@ -73,7 +62,6 @@ class OutboxRelay:
 
     def _listen(self, stop: threading.Event) -> None:
         """PostgreSQL: turn ``hub_outbox`` notifications into wake-ups until ``stop``."""
-        import psycopg
 
         conninfo = self.store.engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False)
@@ -139,7 +127,6 @@ class OutboxRelay:
             done.append(row.id)
 
     def _park(self, session: Session, row: Any, error: HubError) -> None:
-        from hub.delivery.deadletters import park_headers, record
 
         log.error("outbox row %s cannot be published: %s", row.id, error.message,
                   extra={"message_id": row.message_id, "error_code": error.code})
@@ -152,7 +139,7 @@ class OutboxRelay:
         record(session, self.audit, body=body, message_id=row.message_id,
                queue=row.queue or "(outbox)", routing_key=row.routing_key,
                headers={**(row.headers or {}), **headers}, actor="hub:relay",
-               sealed_with=body_key)
+               encrypted_with=body_key)
 
     def run(self, stop: threading.Event) -> None:
         if self.store.dialect == "postgresql":
@@ -185,7 +172,7 @@ class OutboxRelay:
         if self.store.privacy is None:
             raise PermanentError("the relay has no data keys to open outbox bodies",
                                  code="config.keys")
-        return self.store.privacy.open_body(row.body, row.body_key, message_id=row.message_id)
+        return self.store.privacy.decrypt_body(row.body, row.body_key, message_id=row.message_id)
 
     def _message(self, row: Any) -> Message:
         return Message(body=self._body(row), message_id=row.message_id,

@@ -22,14 +22,14 @@ outcome the simulator's rules promise; the kit's tests then check, for that conn
   ``duplicate_callback`` fault calls back twice with the same answer.
 
     # tests/connectors/test_dgsn.py
-    from connectors.conformance import ConnectorConformance, Sample
+    from hub.testing.conformance import ConnectorConformance, Sample
 
     class TestDgsnConformance(ConnectorConformance):
         agency = "dgsn"
         samples = [Sample("verify_identity", {"person": PERSON}, "confirmed"), ...]
         invalid_requests = [Sample("verify_identity", {"person": {**PERSON, "cnie": "12"}})]
 
-Enable the plugin with ``pytest_plugins = ["connectors.conformance"]`` in a ``conftest.py`` (the
+Enable the plugin with ``pytest_plugins = ["hub.testing.conformance"]`` in a ``conftest.py`` (the
 hub's own ``tests/conftest.py`` does).
 """
 from __future__ import annotations
