@@ -1,10 +1,8 @@
 """Agencies as `MockConnector`s answering by the simulator rules of ``docs/exchanges.md``.
 
 For tests of services, pages and the back-office that need every agency of the catalog without
-starting simulators (the simulators' own tests live with the connectors). Fixtures, imported by
-a ``conftest.py``::
-
-    from hub.testing.agencies import mock_agencies, mock_hub  # noqa: F401
+starting simulators (the simulators' own tests live with the connectors). Its fixtures come as
+a pytest plugin (``pytest_plugins = ["hub.testing.agencies"]`` in the root ``conftest.py``)::
 
     def test_flow(mock_hub, mock_agencies):
         hub = mock_hub()                       # set up, embedded broker and store

@@ -41,7 +41,6 @@ from hub.delivery.broker import Message
 from hub.delivery.deadletters import plain_body, list_dead_letters
 from hub.testing.samples import certificates, deceased
 from hub.demo.scenarios import licence_request, sample_request
-from hub.testing.agencies import mock_agencies, mock_hub  # noqa: F401 (fixtures)
 from hub.envelope import canonical_json
 from hub.keyset import init_keys
 from hub.store.models import AuditRow, CaseRow, DeadLetterRow, OutboxRow, SeenMessage

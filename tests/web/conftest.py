@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from hub.testing.agencies import mock_agencies, mock_hub  # noqa: F401
 from hub.web.app import create_app
 
 

@@ -19,7 +19,7 @@ from hub.store.models import AuditRow, OutboxRow
 from hub.testing.plugin import wait_for
 
 #: A test service asking Health only (its definition is data, as every service is).
-CLEARANCE_ONLY = Path(__file__).parent.parent / "data" / "clearance_only"
+CLEARANCE_ONLY = Path(__file__).parents[2] / "data" / "clearance_only"
 
 
 def clearance(cause: str = "cardiac arrest", non_contagion: bool = True) -> dict:
