@@ -159,8 +159,6 @@ class Settings:
     #: Per-agency bearer credentials for inbound calls (Health callback, Justice documents),
     #: from ``HUB_AGENCY_<NAME>_TOKEN``. An agency without one cannot call the hub.
     agency_tokens: dict[str, str] = field(default_factory=dict, repr=False)
-    #: Tests: a missing RabbitMQ or PostgreSQL is a failure instead of a skip.
-    require_services: bool = False
     maintenance: bool = False
     #: RabbitMQ management API for queue rates and ages; None: derived from the broker URL
     #: (port 15672) and used when it answers; "off": never asked.
@@ -264,7 +262,6 @@ class Settings:
             log_format=env.get("HUB_LOG_FORMAT") or "json",
             agency_urls=agency_urls,
             agency_tokens=agency_tokens,
-            require_services=_bool(env, "HUB_REQUIRE_SERVICES", False),
             maintenance=_bool(env, "HUB_MAINTENANCE", False),
             rabbitmq_management_url=env.get("HUB_RABBITMQ_MANAGEMENT_URL") or None,
             admin_token=env.get("HUB_ADMIN_TOKEN") or None,

@@ -30,7 +30,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Literal, Mapping
+from typing import Callable, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -115,10 +115,6 @@ class TrustStore:
 
     # -- configuration ------------------------------------------------------------------------
 
-    def add_party(self, party: str, trust: PartyTrust | None = None) -> "TrustStore":
-        self.parties[party] = trust or PartyTrust()
-        return self
-
     def add_certificate(self, party: str, cert: x509.Certificate) -> "TrustStore":
         current = self.parties.get(party, PartyTrust())
         if cert not in current.certificates:
@@ -132,12 +128,6 @@ class TrustStore:
             self.parties[party] = replace(current, pins=current.pins | frozenset(pins))
         else:
             self.parties[party] = replace(current, tls_pins=current.tls_pins | frozenset(pins))
-        return self
-
-    def set_pins(self, pins: Mapping[str, Iterable[str]], *,
-                 usage: Usage = "signing") -> "TrustStore":
-        for party, values in pins.items():
-            self.pin(party, *values, usage=usage)
         return self
 
     # -- questions ----------------------------------------------------------------------------

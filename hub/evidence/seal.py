@@ -15,7 +15,6 @@ Cost per message, measured with ``python -m bench.evidence`` on the development 
 0.65 ms to seal + 0.7 ms to check (1.4 ms), RSA 3072 4.6 + 1.3 ms; an envelope is sealed once and
 checked by each consumer it reaches (twice on a request's way to the agency and back).
 
-`Unsealed` is for unit tests of other parts only.
 """
 from __future__ import annotations
 
@@ -38,16 +37,6 @@ class Seal(Protocol):
     def check(self, envelope: Envelope) -> None:
         """Raise `hub.errors.SignatureInvalid` (or `UntrustedCertificate`) unless the signature
         covers these bytes and was made by the hub."""
-
-
-class Unsealed:
-    """No seal: unit tests of routing or storage only; `hub.runtime.Hub` never uses it."""
-
-    def seal(self, envelope: Envelope) -> Envelope:
-        return envelope
-
-    def check(self, envelope: Envelope) -> None:
-        return None
 
 
 class JwsSeal:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from hub.evidence.audit.log import AuditLog, AuditRecord
-from hub.errors import HubError
 from hub.store import Store
 from hub.store.models import OpsControlRow, WorkerHeartbeatRow, utcnow
 
@@ -125,16 +124,6 @@ def heartbeats(store: Store, *, fresh_within: float = 60.0) -> list[WorkerHeartb
                                               WorkerHeartbeatRow.component)))
         session.expunge_all()
         return rows
-
-
-def forget_stale(store: Store, *, older_than: float = 3600.0) -> int:
-    cutoff: datetime = utcnow() - timedelta(seconds=older_than)
-    try:
-        with store.transaction() as session:
-            return session.execute(delete(WorkerHeartbeatRow)
-                                   .where(WorkerHeartbeatRow.seen_at < cutoff)).rowcount or 0
-    except HubError:
-        return 0
 
 
 def circuit_states(store: Store) -> dict[str, str]:

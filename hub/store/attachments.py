@@ -43,7 +43,6 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
 )
-ACCEPTED_TYPES = frozenset(t for _, t in MAGIC)
 REFERENCE_PREFIX = "att_"
 
 

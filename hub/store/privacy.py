@@ -47,9 +47,6 @@ from hub.store.encrypted import CIPHER_OF_LOADED_ROW, PENDING, encrypted_attribu
 from hub.store.models import CaseIdentity, CaseRow
 from security.fieldcrypt import TOKEN_PREFIX, KeyRing
 
-#: Body prefix of an encrypted outbox / dead-letter body (a token, ASCII).
-BODY_PREFIX = TOKEN_PREFIX.encode("ascii")
-
 #: Identity documents indexed for lookups: the key naming them in a case -> the kind of document.
 #: (Licences are named ``licence.number``; see `_document_kind`.)
 INDEXED_DOCUMENTS = {"cnie": "cnie", "passport_number": "passport",
@@ -139,13 +136,6 @@ def cases_with_document(session: Session, kind: str, number: str) -> list[str]:
 
 def token_key_id(token: str) -> str:
     return token[len(TOKEN_PREFIX):].split(":", 1)[0]
-
-
-def body_key_id(body: bytes) -> str | None:
-    """The key id of an encrypted body, None for a body in clear."""
-    if not bytes(body).startswith(BODY_PREFIX):
-        return None
-    return token_key_id(bytes(body).decode("ascii"))
 
 
 def _message_context(message_id: str) -> bytes:

@@ -7,7 +7,6 @@ this module; free text passes through `hub.masking.redact`.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -265,9 +264,3 @@ def overview(hub: Any, inspector: QueueInspector, *, minutes: int = 60) -> dict[
     }
 
 
-def is_message_id(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-        return True
-    except ValueError:
-        return False
