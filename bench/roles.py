@@ -6,7 +6,7 @@ Hub roles read their configuration from ``HUB_*`` variables like the real comman
     simulator      the NARSA simulator (its Flask app under waitress)          {"port": 0,
                    "keys_dir": PKI}
     hub-web        the hub's web front (intake API) under waitress           {"threads": 8}
-    hub-relay      the outbox relay and an audit sealer
+    hub-relay      the outbox relay and an audit chainer
     hub-worker     connector threads + case worker + recorder (``hub worker``) {"concurrency": 4,
                    "with_relay": false}
     celery-web     the Celery pipeline's intake: validate, enqueue           {"threads": 8}
@@ -99,7 +99,7 @@ def hub_web(options: dict[str, Any]) -> None:
 
 
 def hub_relay(options: dict[str, Any]) -> None:
-    """Like ``hub relay``: the outbox relay and an audit sealer."""
+    """Like ``hub relay``: the outbox relay and an audit chainer."""
     hub = _hub()
     _started()
     stop = _until_term()

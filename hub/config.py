@@ -142,7 +142,11 @@ class Settings:
     #: Identity of this hub on the wire: the X-Road client id (instance/class/member/subsystem).
     node_id: str = "MA/GOV/MAEC/ECONSULAT-HUB"
     max_message_bytes: int = 1024 * 1024
-    prefetch: int = 16
+    #: Deliveries a consumer holds unacknowledged (the broker's prefetch window).
+    prefetch: int = 64
+    #: Most requests a connector worker handles together: called concurrently, their answers
+    #: applied in one transaction and acked together.
+    consumer_batch: int = 32
     #: Embedded broker: how long a delivered, unacknowledged message stays invisible.
     visibility_timeout: float = 60.0
     #: Outbox relay: rows published per batch and idle poll interval.
@@ -251,7 +255,8 @@ class Settings:
             broker_namespace=env.get("HUB_BROKER_NAMESPACE") or "hub",
             node_id=env.get("HUB_NODE_ID") or "MA/GOV/MAEC/ECONSULAT-HUB",
             max_message_bytes=_int(env, "HUB_MAX_MESSAGE_BYTES", 1024 * 1024, minimum=1024),
-            prefetch=_int(env, "HUB_PREFETCH", 16, minimum=1),
+            prefetch=_int(env, "HUB_PREFETCH", 64, minimum=1),
+            consumer_batch=_int(env, "HUB_CONSUMER_BATCH", 32, minimum=1),
             visibility_timeout=_float(env, "HUB_VISIBILITY_TIMEOUT", 60.0, minimum=0.1),
             relay_batch=_int(env, "HUB_RELAY_BATCH", 200, minimum=1),
             relay_poll_interval=_float(env, "HUB_RELAY_POLL_INTERVAL", 0.2, minimum=0.001),

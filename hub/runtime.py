@@ -49,6 +49,7 @@ from hub.keyset import HubKeys
 from hub.ops.observer import StoreObserver
 from hub.services import ServiceCatalog
 from hub.store import Store
+from hub.store.group import GroupCommit
 from hub.store.attachments import AttachmentStore, open_cipher, purge_unclaimed_documents
 from hub.store.privacy import Privacy
 from hub.store.rekey import Reencryption
@@ -123,6 +124,8 @@ class Hub:
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
         self.cases = CaseBook(self.catalog, self.audit, self.seal, node_id=settings.node_id)
+        #: Concurrent submissions share commits (`hub.store.group`).
+        self.intake_commits = GroupCommit(self.store)
         self.attachments = AttachmentStore(
             settings.attachments_dir or settings.data_dir / "attachments",
             open_cipher(self.keys.data), max_bytes=settings.max_attachment_bytes)
@@ -209,11 +212,19 @@ class Hub:
                     prefetch=self.settings.prefetch, on_commit=self.relay.wake,
                     observer=self.observer)
 
-    def connector_worker(self, agency: str) -> ConnectorWorker:
+    def connector_worker(self, agency: str, *, concurrency: int | None = None
+                         ) -> ConnectorWorker:
+        """The worker of ``agency``: up to ``concurrency`` calls at once (default: the agency's
+        configured concurrency), each on a connector of its own."""
         config = self.agencies[agency]
-        return ConnectorWorker(connector=self.new_connector(agency), breaker=self.breakers[agency],
-                               **self._consumer_options(self.topology.agency_queue(agency),
-                                                        RetryPolicy.from_mapping(config.retry.model_dump())))
+        calls = concurrency or config.concurrency
+        return ConnectorWorker(
+            connectors=[self.new_connector(agency) for _ in range(calls)],
+            breaker=self.breakers[agency], cases=self.cases,
+            cases_queue=self.topology.cases_queue,
+            max_batch=min(self.settings.consumer_batch, self.settings.prefetch),
+            **self._consumer_options(self.topology.agency_queue(agency),
+                                     RetryPolicy.from_mapping(config.retry.model_dump())))
 
     def case_worker(self) -> CaseWorker:
         return CaseWorker(cases=self.cases,
@@ -269,11 +280,15 @@ class Hub:
     @contextlib.contextmanager
     def run(self, *, relay: bool = True, cases: int = 1, recorder: bool = True,
             agencies: Iterable[str] | None = None, concurrency: int | None = None,
-            sealer: bool = True) -> Iterator["Runner"]:
-        """Run parts in threads of this process until the block ends (then drain and stop)."""
+            chainer: bool | None = None) -> Iterator["Runner"]:
+        """Run parts in threads of this process until the block ends (then drain and stop).
+
+        The audit chainer runs beside the relay (``chainer`` None: where the relay runs): every
+        deployment has a relay, and a chainer in each worker process would only compete for
+        the same lock."""
         runner = Runner()
         components: list[str] = []
-        if sealer:
+        if relay if chainer is None else chainer:
             runner.add("audit-chainer", self.chainer().run)
         if relay:
             runner.add("relay", self.relay.run)
@@ -282,9 +297,8 @@ class Hub:
             runner.add(f"cases-{n}", self.case_worker().run)
             components.append("cases")
         for agency in (self.agencies if agencies is None else agencies):
-            threads = concurrency or self.agencies[agency].concurrency
-            for n in range(threads):
-                runner.add(f"connector-{agency}-{n}", self.connector_worker(agency).run)
+            runner.add(f"connector-{agency}",
+                       self.connector_worker(agency, concurrency=concurrency).run)
             components.append(f"connector.{agency}")
         if recorder:
             runner.add("recorder", self.recorder().run)

@@ -12,12 +12,13 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.cases import router
+from hub.cases.answers import Answer
 from hub.cases.references import new_reference, secret_hash
 from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.addresses import agency_routing_key
@@ -29,6 +30,10 @@ from hub.schemas import json_schema_validator, validate
 from hub.evidence.seal import Seal
 from hub.services import LOCAL_AGENCY, ServiceCatalog, ServiceDefinition, Step
 from hub.store.models import CaseEvent, CaseRow, ExchangeRow, utcnow
+
+#: ``session.info`` key: case id -> its exchanges, loaded by `CaseBook.load_rounds`.
+_ROUNDS = "hub.cases.rounds"
+
 
 @dataclass(frozen=True)
 class OpenedCase:
@@ -120,6 +125,7 @@ class CaseBook:
                 agency=step.agency, operation=step.operation, status="queued", attempts=0,
                 request_digest=envelope.digest())
             session.add(exchange)
+            self._known(session, exchange)
             enqueue(session, sealed, agency_routing_key(step.agency))
             self.audit.append(session, AuditRecord(
                 action="routed", actor="hub", component="router", message_id=str(envelope.id),
@@ -146,6 +152,7 @@ class CaseBook:
             agency=LOCAL_AGENCY, operation=step.operation, status="answered", outcome=outcome,
             attempts=1, request_digest=digest, reply={}, sent_at=now, answered_at=now)
         session.add(exchange)
+        self._known(session, exchange)
         self.audit.append(session, AuditRecord(
             action="answered", actor="hub:checks", component="checks", outcome=outcome,
             message_id=exchange.id, correlation_id=case.reference, digest=digest,
@@ -154,50 +161,94 @@ class CaseBook:
                      message_id=None)
         return exchange
 
-    def apply_reply(self, session: Session, envelope: Envelope, *, actor: str) -> str:
-        """Apply an agency's answer to its case; returns what happened (for logs and audit)."""
-        if envelope.causation_id is None:
-            raise UnknownRoute(f"reply {envelope.id} names no request (causation_id)")
-        exchange = session.get(ExchangeRow, str(envelope.causation_id))
+    def record_answer(self, session: Session, answer: Answer, *, agency: str, component: str,
+                      correlation_id: str | None) -> None:
+        """Audit that ``agency`` answered (the evidence of its answer: the wire digest)."""
+        self.audit.append(session, AuditRecord(
+            action="answered", actor=f"agency:{agency}", component=component,
+            message_id=answer.exchange_id, correlation_id=correlation_id,
+            digest=answer.wire_digest, outcome=answer.outcome,
+            details={"request": answer.exchange_id,
+                     "agency_reference": answer.agency_reference}))
+
+    def apply_answer(self, session: Session, answer: Answer, *, actor: str,
+                     exchange: ExchangeRow | None = None, case: CaseRow | None = None) -> str:
+        """Record ``answer`` on its exchange and apply the route's rule for it to the case;
+        returns what happened (``applied``, or ``recorded_only`` for an answer to an earlier
+        round or a closed case). ``exchange`` and ``case`` are the rows when the caller has
+        already loaded them (the case locked ``FOR UPDATE``: answers to one case apply in
+        turn, whichever process receives them)."""
         if exchange is None:
-            raise UnknownRoute(f"reply {envelope.id} answers unknown exchange"
-                               f" {envelope.causation_id}")
-        case = session.scalars(select(CaseRow).where(CaseRow.id == exchange.case_id)
-                               .with_for_update()).one()
+            exchange = session.get(ExchangeRow, answer.exchange_id)
+            if exchange is None:
+                raise UnknownRoute(f"an answer to unknown exchange {answer.exchange_id}")
+        if case is None:
+            case = session.scalars(select(CaseRow).where(CaseRow.id == exchange.case_id)
+                                   .with_for_update()).one()
         try:
             definition = self.catalog.get(case.service)
         except UnknownService:
             raise UnknownRoute(f"case {case.reference} belongs to unavailable service"
                                f" {case.service}") from None
-        outcome = str(envelope.payload.get("outcome", ""))
+        digest = answer.digest
         exchange.status = "answered"
-        exchange.outcome = outcome
-        exchange.reply = {k: v for k, v in envelope.payload.items() if k != "outcome"}
-        exchange.reply_digest = envelope.digest()
+        exchange.outcome = answer.outcome
+        exchange.reply = {"data": answer.data, "agency_reference": answer.agency_reference,
+                          "wire_digest": answer.wire_digest}
+        exchange.reply_digest = digest
         exchange.answered_at = exchange.answered_at or utcnow()
         if exchange.round != case.route_round or definition.is_final(case.status):
             result = "recorded_only"
         else:
-            self._decide(session, case, definition, exchange, outcome, actor=actor,
-                         message_id=str(envelope.id))
+            self._decide(session, case, definition, exchange, answer.outcome, actor=actor,
+                         message_id=answer.exchange_id)
             result = "applied"
         self.audit.append(session, AuditRecord(
-            action="applied", actor=actor, component="cases", message_id=str(envelope.id),
-            correlation_id=case.reference, digest=envelope.digest(), outcome=result,
-            details={"step": exchange.step, "agency": exchange.agency, "answer": outcome,
+            action="applied", actor=actor, component="cases", message_id=answer.exchange_id,
+            correlation_id=case.reference, digest=digest, outcome=result,
+            details={"step": exchange.step, "agency": exchange.agency, "answer": answer.outcome,
                      "status": case.status}))
         return result
+
+    def apply_reply(self, session: Session, envelope: Envelope, *, actor: str) -> str:
+        """Apply a parked answer brought back by a replay (a ``reply`` envelope)."""
+        return self.apply_answer(session, Answer.from_envelope(envelope), actor=actor)
+
+    def load_rounds(self, session: Session, cases: Iterable[CaseRow]) -> None:
+        """Load the exchanges of ``cases`` in one query (call it once their rows are locked),
+        so that applying a batch of answers to them asks nothing more of the database: each
+        decision reads its case's exchanges from here, and exchanges dispatched meanwhile are
+        added here as they are made."""
+        cases = list(cases)
+        known: dict[str, list[ExchangeRow]] = {case.id: [] for case in cases}
+        if cases:
+            for row in session.scalars(
+                    select(ExchangeRow).where(ExchangeRow.case_id.in_(list(known)))
+                    .execution_options(populate_existing=True)):
+                known[row.case_id].append(row)
+        session.info.setdefault(_ROUNDS, {}).update(known)
+
+    def _round(self, session: Session, case: CaseRow) -> list[ExchangeRow]:
+        """The exchanges of the case's current round."""
+        known = session.info.get(_ROUNDS, {}).get(case.id)
+        if known is None:
+            session.flush()
+            return list(session.scalars(select(ExchangeRow).where(
+                ExchangeRow.case_id == case.id, ExchangeRow.round == case.route_round)))
+        return [row for row in known if row.round == case.route_round]
+
+    @staticmethod
+    def _known(session: Session, exchange: ExchangeRow) -> None:
+        known = session.info.get(_ROUNDS, {}).get(exchange.case_id)
+        if known is not None:
+            known.append(exchange)
 
     def _decide(self, session: Session, case: CaseRow, definition: ServiceDefinition,
                 exchange: ExchangeRow, outcome: str, *, actor: str,
                 message_id: str | None) -> None:
         """Apply the route's rule for ``outcome``: dispatch what became ready, move the case."""
-        session.flush()
-        states = {
-            row.step: router.StepState(row.status, row.outcome)
-            for row in session.scalars(select(ExchangeRow).where(
-                ExchangeRow.case_id == case.id, ExchangeRow.round == case.route_round))
-        }
+        states = {row.step: router.StepState(row.status, row.outcome)
+                  for row in self._round(session, case)}
         decision = router.on_answer(definition, exchange.step, outcome, states)
         self.dispatch(session, case, decision.dispatch)
         if decision.status is not None and decision.status != case.status:

@@ -103,14 +103,19 @@ class Submissions:
                actor: str = "applicant") -> OpenedCase:
         definition = self.hub.catalog.get(service)
         self.hub.cases.validate_intake(definition, data)
-        errors = self._post_errors(data)
-        with self.hub.store.transaction() as session:
-            errors += self.hub.attachments.problems(session, data)
+        post_errors = self._post_errors(data)
+
+        def work(session: Session) -> OpenedCase:
+            errors = post_errors + self.hub.attachments.problems(session, data)
             if errors:
                 raise SchemaViolation(f"{service} request refers to unknown data", errors=errors)
             opened = self.hub.cases.open(session, service, data, actor=actor, language=language,
                                          validated=True)
             self.hub.attachments.claim(session, opened.case, data)
+            return opened
+
+        # Requests arriving together share one commit (`hub.store.group`).
+        opened = self.hub.intake_commits.run(work)
         self.hub.relay.wake()
         return opened
 

@@ -85,18 +85,18 @@ def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, case
 
 @click.command()
 def relay() -> None:
-    """Run the outbox relay (and the audit sealer) until SIGTERM."""
+    """Run the outbox relay (and the audit chainer) until SIGTERM."""
     hub = build_hub()
     hub.setup()
     settle_process()
     stop = threading.Event()
     threads = [threading.Thread(target=hub.relay.run, args=(stop,), name="relay", daemon=True),
-               # The relay process also chains audit records (several sealers coordinate).
+               # The relay process also chains audit records (several chainers coordinate).
                threading.Thread(target=hub.chainer().run, args=(stop,), name="audit-chainer",
                                 daemon=True)]
     for thread in threads:
         thread.start()
-    click.echo("outbox relay and audit sealer running", err=True)
+    click.echo("outbox relay and audit chainer running", err=True)
     wait_for_signal(stop)
     for thread in threads:
         thread.join(30)

@@ -45,3 +45,26 @@ def mark_processed(session: Session, consumer: str, message_id: str) -> bool:
 def was_processed(session: Session, consumer: str, message_id: str) -> bool:
     return session.scalar(_WAS_PROCESSED, {"consumer": consumer,
                                            "message_id": message_id}) is not None
+
+
+def mark_processed_many(session: Session, consumer: str, message_ids: list[str]) -> set[str]:
+    """Mark several message ids at once (one statement); returns those marked now, i.e. not
+    already processed by ``consumer``."""
+    if not message_ids:
+        return set()
+    builder = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    statement = builder(ProcessedMessage).values(
+        [{"consumer": consumer, "message_id": message_id, "processed_at": now}
+         for message_id in message_ids]
+    ).on_conflict_do_nothing(index_elements=["consumer", "message_id"]).returning(
+        ProcessedMessage.message_id)
+    return set(session.scalars(statement))
+
+
+def already_processed(session: Session, consumer: str, message_ids: list[str]) -> set[str]:
+    """Which of ``message_ids`` ``consumer`` has already applied (one query)."""
+    if not message_ids:
+        return set()
+    return set(session.scalars(select(ProcessedMessage.message_id).where(
+        ProcessedMessage.consumer == consumer, ProcessedMessage.message_id.in_(message_ids))))

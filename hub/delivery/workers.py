@@ -1,45 +1,66 @@
 """Consumers: the connector worker (one per agency) and the case worker.
 
-Both follow one discipline, in `Consumer.on_delivery`:
+Every consumer follows one discipline:
 
 1. parse the envelope strictly and check its seal; a message that fails either is parked at once;
 2. skip it if this consumer already applied that message id (idempotency);
-3. do the work; commit its effects (processed mark, exchange, reply in the outbox, audit) in one
+3. do the work; commit its effects (processed mark, exchange, case, outbox, audit) in one
    transaction; only then ack;
 4. on failure, classify: transient and not exhausted -> `retry` on the next rung of the ladder with
    the attempt counter advanced; otherwise -> `dead_letter` with the reason in the headers.
 
 Nothing is acked that is not done, and nothing that fails is acked without being parked.
+
+The connector worker takes its requests in batches (what the broker's prefetch window holds when
+it is free), calls the agency for all of them at once (one connector per concurrent call, up to
+the agency's ``concurrency``), and applies every answer to its case in **one** transaction: the
+processed marks, the exchanges answered, the route's decisions, the status changes, the next
+steps into the outbox and the audit records commit together, then the batch is acked. One hop per
+answer: no queue between an agency's answer and its case. If that transaction fails, each answer
+is applied again in a transaction of its own, so that one bad answer (a poison message) is
+parked alone and the others commit. The case row lock keeps answers to one case in turn.
+
+The case worker applies parked answers that an operator replays (``reply`` envelopes on the
+cases queue, `hub.cases.answers`), one message at a time.
 """
 from __future__ import annotations
 
 import abc
 import logging
+import queue
 import threading
-from typing import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
-from hub.delivery import broker as b
-from hub.cases.answers import queue_answer
-from hub.evidence.audit.log import AuditLog, AuditRecord
-from hub.delivery.broker import Broker, Delivery
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, Reply
+from hub.addresses import case_routing_key
+from hub.cases.answers import Answer, reply_envelope
 from hub.cases.book import CaseBook
+from hub.clock import utcnow
+from hub.delivery import broker as b
+from hub.delivery.broker import Broker, Delivery
 from hub.delivery.circuit import CircuitBreaker
-from hub.delivery.deadletters import park_headers
+from hub.delivery.deadletters import park_headers, record
+from hub.delivery.hops import Hop, Observer
+from hub.delivery.idempotency import already_processed, mark_processed, mark_processed_many
+from hub.delivery.retry import RetryPolicy
 from hub.envelope import Envelope
 from hub.errors import HubError, PermanentError, UnknownRoute, classify
-from hub.delivery.idempotency import mark_processed, was_processed
-from hub.delivery.hops import Hop, Observer
-from hub.masking import redact
-from hub.delivery.retry import RetryPolicy
+from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.evidence.seal import Seal
+from hub.masking import redact
 from hub.store import Store
-from hub.store.models import ExchangeRow, utcnow
+from hub.store.models import CaseRow, ExchangeRow
 
 log = logging.getLogger(__name__)
 
 
 class Consumer(abc.ABC):
-    """Base of every queue consumer; subclasses implement `process`."""
+    """Base of every queue consumer: reading, failure handling and the consume loop."""
 
     component = "consumer"
 
@@ -59,32 +80,36 @@ class Consumer(abc.ABC):
         self.on_commit = on_commit or (lambda: None)
         #: Operations seam: operational records, pause switches (no-op by default).
         self.observer = observer or Observer()
-        #: The attempt in progress (one consumer runs in one thread).
-        self.hop: Hop | None = None
         self.processed = 0
         self.failed = 0
+        #: The broker connection of `run` (acks of a batch go through it together).
+        self.broker: Broker | None = None
 
-    @abc.abstractmethod
-    def process(self, envelope: Envelope, delivery: Delivery) -> None:
-        """Do the work for one checked envelope, commit it, then ack ``delivery``."""
+    # -- reading ------------------------------------------------------------------------------
 
-    def on_delivery(self, delivery: Delivery) -> None:
+    def open(self, delivery: Delivery) -> "Work | None":
+        """The checked envelope of ``delivery`` with its attempt, or None when it was parked
+        (unreadable, altered, not sealed by the hub)."""
         attempt = int(delivery.message.headers.get(b.H_ATTEMPT) or 0)
+        hop = Hop(component=self.component, message_id=delivery.message.message_id,
+                  attempt=attempt + 1, received_at=utcnow())
         envelope: Envelope | None = None
-        self.hop = Hop(component=self.component, message_id=delivery.message.message_id,
-                       attempt=attempt + 1, received_at=utcnow())
         try:
-            envelope = Envelope.from_bytes(delivery.message.body, max_bytes=self.max_message_bytes)
-            self.hop.describe(envelope)
+            envelope = Envelope.from_bytes(delivery.message.body,
+                                           max_bytes=self.max_message_bytes)
+            hop.describe(envelope)
             self.seal.check(envelope)
-            self.process(envelope.with_attempt(attempt), delivery)
-            self.processed += 1
+            return Work(delivery, envelope.with_attempt(attempt), attempt, hop)
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-            self.failed += 1
-            self._fail(delivery, classify(exc), envelope, attempt)
+            self.fail(Work(delivery, envelope, attempt, hop), classify(exc))
+            return None
 
-    def _fail(self, delivery: Delivery, error: HubError, envelope: Envelope | None,
-              attempt: int) -> None:
+    # -- failures -----------------------------------------------------------------------------
+
+    def fail(self, work: "Work", error: HubError) -> None:
+        """Send ``work``'s message to its next retry rung or park it, audited."""
+        self.failed += 1
+        delivery, envelope, attempt = work.delivery, work.envelope, work.attempt
         if delivery.settled:
             # The work committed but the ack failed (connection lost): the broker redelivers
             # and idempotency makes the second delivery a no-op.
@@ -96,7 +121,7 @@ class Consumer(abc.ABC):
                 "%s: message %s failed (%s): %s", self.component, delivery.message.message_id,
                 error.code, error.message,
                 extra={"correlation_id": envelope.correlation_id if envelope else None})
-        self._audit_failure(envelope, delivery, error, attempt, retry)
+        self._audit_failure(work, error, retry)
         try:
             if retry:
                 headers = {b.H_ATTEMPT: attempt + 1, b.H_ERROR_CODE: error.code,
@@ -116,37 +141,45 @@ class Consumer(abc.ABC):
             log.error("%s: could not settle failed message %s: %s", self.component,
                       delivery.message.message_id, exc.message)
 
-    def _audit_failure(self, envelope: Envelope | None, delivery: Delivery, error: HubError,
-                       attempt: int, retry: bool) -> None:
+    def _audit_failure(self, work: "Work", error: HubError, retry: bool) -> None:
+        envelope = work.envelope
         try:
             with self.store.transaction() as session:
                 if envelope is not None:
                     exchange = session.get(ExchangeRow, str(envelope.id))
                     if exchange is not None and exchange.status in ("queued", "acknowledged"):
-                        exchange.attempts = attempt + 1
+                        exchange.attempts = work.attempt + 1
                         exchange.error_code = error.code
                         exchange.error = redact(error.message, limit=2000)  # at rest: no values
-                if self.hop is not None:
-                    self.observer.record(session, self.hop.settled(
-                        "retried" if retry else "dead_lettered", fault_code=error.code,
-                        fault_reason=error.message))
+                self.observer.record(session, work.hop.settled(
+                    "retried" if retry else "dead_lettered", fault_code=error.code,
+                    fault_reason=error.message))
                 self.audit.append(session, AuditRecord(
                     action="retried" if retry else "failed", actor=f"hub:{self.component}",
                     component=self.component, outcome=error.code,
-                    message_id=delivery.message.message_id,
+                    message_id=work.delivery.message.message_id,
                     correlation_id=envelope.correlation_id if envelope else None,
                     digest=envelope.digest() if envelope else None,
-                    details={"attempt": attempt + 1, "error": error.message[:300]}))
+                    details={"attempt": work.attempt + 1, "error": error.message[:300]}))
         except HubError as exc:
             # The store is down: the message still goes to its rung or the DLQ (never lost);
             # the recorder audits the parking once the store is back.
             log.error("%s: could not audit failure of %s: %s", self.component,
-                      delivery.message.message_id, exc.message)
+                      work.delivery.message.message_id, exc.message)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def handle(self, deliveries: list[Delivery]) -> None:
+        """Do the work of a batch of deliveries and settle each of them."""
+
+    #: Most deliveries handled together (one transaction); 1: one at a time.
+    max_batch = 1
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop``; while an operator pauses this component, take nothing (the
         messages wait in the queue) and hand back what was prefetched."""
-        broker = self.broker_factory()
+        broker = self.broker = self.broker_factory()
         try:
             while not stop.is_set():
                 if self.observer.paused(self.component):
@@ -158,89 +191,268 @@ class Consumer(abc.ABC):
                     if stop.is_set() or self.observer.paused(self.component):
                         leave.set()
 
-                def deliver(delivery: Delivery) -> None:
+                def deliver(batch: list[Delivery]) -> None:
                     check()
                     if leave.is_set():
-                        delivery.release()
+                        for delivery in batch:
+                            delivery.release()
                         return
-                    self.on_delivery(delivery)
+                    self.handle(batch)
 
-                broker.consume(self.queue, deliver, stop=leave, prefetch=self.prefetch,
-                               idle=check)
+                broker.consume_batches(self.queue, deliver, stop=leave,
+                                       max_batch=self.max_batch, prefetch=self.prefetch,
+                                       idle=check)
         finally:
+            self.broker = None
             broker.close()
 
 
-class ConnectorWorker(Consumer):
-    """Delivers requests to one agency through its connector and queues the answers."""
+@dataclass
+class Work:
+    """One message being handled: its delivery, checked envelope, attempt and hop record."""
 
-    def __init__(self, *, connector: object, breaker: CircuitBreaker, **kwargs: object) -> None:
+    delivery: Delivery
+    envelope: Envelope | None
+    attempt: int
+    hop: Hop
+    reply: Reply | None = None
+    error: HubError | None = None
+
+    @property
+    def message_id(self) -> str:
+        return str(self.envelope.id) if self.envelope else self.delivery.message.message_id
+
+
+class ConnectorWorker(Consumer):
+    """Delivers requests to one agency and applies its answers to their cases (one hop)."""
+
+    def __init__(self, *, connectors: Sequence[Connector], breaker: CircuitBreaker,
+                 cases: CaseBook, cases_queue: str, max_batch: int = 32,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.connector = connector
+        if not connectors:
+            raise ValueError("a connector worker needs at least one connector")
+        self.connectors = list(connectors)
+        self.agency = self.connectors[0].agency
+        self.component = f"connector.{self.agency}"
         self.breaker = breaker
-        self.component = f"connector.{connector.agency}"  # type: ignore[attr-defined]
+        self.cases = cases
+        self.cases_queue = cases_queue
+        self.max_batch = max_batch
+        #: Connectors are not shared between threads: a call borrows one.
+        self._idle: queue.SimpleQueue[Connector] = queue.SimpleQueue()
+        self._calls: ThreadPoolExecutor | None = None
 
     def run(self, stop: threading.Event) -> None:
-        with self.connector:  # type: ignore[attr-defined]  # start() builds clients once
-            super().run(stop)
+        started: list[Connector] = []
+        try:
+            for connector in self.connectors:
+                connector.start()  # builds clients once
+                started.append(connector)
+                self._idle.put(connector)
+            with ThreadPoolExecutor(max_workers=len(self.connectors),
+                                    thread_name_prefix=f"{self.component}-call") as calls:
+                self._calls = calls
+                super().run(stop)
+        finally:
+            self._calls = None
+            for connector in started:
+                connector.close()
 
-    def process(self, envelope: Envelope, delivery: Delivery) -> None:
-        message_id = str(envelope.id)
-        if envelope.kind != "request":
-            raise UnknownRoute(f"{self.component} only sends requests, got a {envelope.kind}")
+    # -- a batch ------------------------------------------------------------------------------
+
+    def handle(self, deliveries: list[Delivery]) -> None:
+        batch = [work for work in map(self.open, deliveries) if work is not None]
+        batch = [work for work in batch if self._is_request(work)]
+        if not batch:
+            return
         # A transaction, not a bare session: a database that is restarting then surfaces as
         # StoreUnavailable (retried) instead of an unexpected error (parked). Read-only: on
         # SQLite it does not wait for the write lock behind other threads' commits.
-        with self.store.transaction(read_only=True) as session:
-            done = was_processed(session, self.component, message_id)
-        if done:
-            delivery.ack()
-            return
-        self.breaker.before_call()
-        hop = self.hop or Hop(component=self.component, message_id=message_id)
-        self.connector.last_wire = None  # type: ignore[attr-defined]
-        hop.request_out_at = utcnow()
         try:
-            reply = self.connector.send(envelope)  # type: ignore[attr-defined]
-        except Exception as exc:
-            self._note_wire(hop)
-            self.breaker.record_failure(classify(exc))
-            raise
-        self._note_wire(hop)
-        self.breaker.record_success()
-        with self.store.transaction() as session:
-            if mark_processed(session, self.component, message_id):
-                exchange = session.get(ExchangeRow, message_id)
-                self.audit.append(session, AuditRecord(
-                    action="sent", actor=f"hub:{self.component}", component=self.component,
-                    message_id=message_id, correlation_id=envelope.correlation_id,
-                    digest=envelope.digest(), details={"attempt": envelope.attempt + 1}))
-                if exchange is not None:
-                    exchange.attempts = envelope.attempt + 1
-                    exchange.sent_at = exchange.sent_at or utcnow()
-                self.observer.record(session, hop.settled(
-                    "pending" if reply.pending else "succeeded", answer=reply.outcome))
-                if reply.pending:
-                    # The answer comes by callback; it may even have arrived already (then the
-                    # exchange is no longer queued and keeps what the callback recorded).
-                    if exchange is not None and exchange.status == "queued":
-                        exchange.status = "acknowledged"
-                else:
-                    queue_answer(session, audit=self.audit, seal=self.seal, request=envelope,
-                                 reply=reply, component=self.component)
-        delivery.ack()
+            with self.store.transaction(read_only=True) as session:
+                done = already_processed(session, self.component,
+                                         [w.message_id for w in batch])
+        except HubError as exc:
+            for work in batch:
+                self.fail(work, exc)
+            return
+        for work in [w for w in batch if w.message_id in done]:
+            work.delivery.ack()
+        batch = [w for w in batch if w.message_id not in done]
+        self._call_agency(batch)
+        answered = [w for w in batch if w.reply is not None]
+        for work in batch:
+            if work.error is not None:
+                self.fail(work, work.error)
+        if answered:
+            self._settle(answered)
+
+    def _is_request(self, work: Work) -> bool:
+        assert work.envelope is not None
+        if work.envelope.kind == "request":
+            return True
+        self.fail(work, UnknownRoute(f"{self.component} only sends requests, got a"
+                                     f" {work.envelope.kind}"))
+        return False
+
+    def _call_agency(self, batch: list[Work]) -> None:
+        """Call the agency for every request of the batch at once (each on its own connector);
+        each work gets its reply or its error."""
+        if len(batch) == 1 or self._calls is None:
+            for work in batch:
+                self._call(work)
+            return
+        for future in [self._calls.submit(self._call, work) for work in batch]:
+            future.result()
+
+    def _call(self, work: Work) -> None:
+        assert work.envelope is not None
+        connector = self._idle.get()
+        try:
+            self.breaker.before_call()
+            connector.last_wire = None
+            work.hop.request_out_at = utcnow()
+            try:
+                work.reply = connector.send(work.envelope)
+            finally:
+                work.hop.response_in_at = utcnow()
+                wire = connector.last_wire
+                if wire is not None:
+                    work.hop.request_bytes = wire.request_bytes
+                    work.hop.response_bytes = wire.response_bytes
+            self.breaker.record_success()
+        except Exception as exc:  # noqa: BLE001 - classified, and settled by the caller
+            work.error = classify(exc)
+            self.breaker.record_failure(work.error)  # an open circuit's refusal counts for nothing
+        finally:
+            self._idle.put(connector)
+
+    # -- answers --------------------------------------------------------------------------------
+
+    def _settle(self, answered: list[Work]) -> None:
+        """Apply every answer of the batch in one transaction, then ack them all; if that
+        fails, apply them one by one so that only the bad ones fail."""
+        try:
+            with self.store.transaction() as session:
+                self._apply(session, answered)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if len(answered) > 1:
+                log.info("%s: a batch of %d answers failed (%s); applying them one by one",
+                         self.component, len(answered), classify(exc).code)
+                for work in answered:
+                    self._settle_alone(work)
+                return
+            self._settle_alone(answered[0], classify(exc))
+            return
+        self._acknowledge(answered)
+
+    def _settle_alone(self, work: Work, error: HubError | None = None) -> None:
+        if error is None:
+            try:
+                with self.store.transaction() as session:
+                    self._apply(session, [work])
+                self._acknowledge([work])
+                return
+            except Exception as exc:  # noqa: BLE001 - classified
+                error = classify(exc)
+        if error.transient:
+            self.fail(work, error)  # the agency is asked again: it answers a repeat the same
+            return
+        # The agency answered, but its answer cannot be applied (e.g. an outcome the route has
+        # no rule for): keep the request done and park the answer, with the reason, where a
+        # replay brings it back to the case worker once the route is fixed.
+        try:
+            with self.store.transaction() as session:
+                self._park_answer(session, work, error)
+        except Exception as exc:  # noqa: BLE001 - the request goes back instead
+            self.fail(work, classify(exc))
+            return
+        self._acknowledge([work])
+
+    def _acknowledge(self, works: list[Work]) -> None:
+        try:
+            if self.broker is not None:
+                self.broker.ack_many([w.delivery for w in works])
+            else:
+                for work in works:
+                    work.delivery.ack()
+        except HubError as exc:
+            # Committed but not acked (connection lost): the broker redelivers and the
+            # processed marks make the second delivery a no-op.
+            log.warning("%s: ack after commit failed: %s", self.component, exc.message)
+        self.processed += len(works)
         self.on_commit()
 
-    def _note_wire(self, hop: Hop) -> None:
-        hop.response_in_at = utcnow()
-        wire = getattr(self.connector, "last_wire", None)
-        if wire is not None:
-            hop.request_bytes = wire.request_bytes
-            hop.response_bytes = wire.response_bytes
+    def _apply(self, session: Session, works: list[Work]) -> None:
+        """Record the batch's deliveries and apply their answers, in ``session``."""
+        fresh = mark_processed_many(session, self.component, [w.message_id for w in works])
+        works = [w for w in works if w.message_id in fresh]
+        if not works:
+            return
+        exchanges = {row.id: row for row in session.scalars(
+            select(ExchangeRow).where(ExchangeRow.id.in_([w.message_id for w in works])))}
+        # Cases locked in id order: two workers locking overlapping cases cannot deadlock. Their
+        # exchanges are read once the locks are held (another worker may just have answered a
+        # parallel step of the same case).
+        case_ids = sorted({row.case_id for row in exchanges.values()})
+        cases = {row.id: row for row in session.scalars(
+            select(CaseRow).where(CaseRow.id.in_(case_ids)).order_by(CaseRow.id)
+            .with_for_update())}
+        self.cases.load_rounds(session, cases.values())
+        now = utcnow()
+        for work in works:
+            assert work.envelope is not None and work.reply is not None
+            envelope, reply = work.envelope, work.reply
+            exchange = exchanges.get(work.message_id)
+            self.audit.append(session, AuditRecord(
+                action="sent", actor=f"hub:{self.component}", component=self.component,
+                message_id=work.message_id, correlation_id=envelope.correlation_id,
+                digest=envelope.digest(), details={"attempt": envelope.attempt + 1}))
+            if exchange is not None:
+                exchange.attempts = envelope.attempt + 1
+                exchange.sent_at = exchange.sent_at or now
+            self.observer.record(session, work.hop.settled(
+                "pending" if reply.pending else "succeeded", answer=reply.outcome))
+            if reply.pending:
+                # The answer comes by callback; it may even have arrived already (then the
+                # exchange is no longer queued and keeps what the callback recorded).
+                if exchange is not None and exchange.status == "queued":
+                    exchange.status = "acknowledged"
+                continue
+            if exchange is None:
+                raise UnknownRoute(f"an answer to unknown exchange {work.message_id}")
+            answer = Answer.from_reply(work.message_id, reply)
+            self.cases.record_answer(session, answer, agency=self.agency,
+                                     component=self.component,
+                                     correlation_id=envelope.correlation_id)
+            self.cases.apply_answer(session, answer, actor=f"agency:{self.agency}",
+                                    exchange=exchange, case=cases[exchange.case_id])
+
+    def _park_answer(self, session: Session, work: Work, error: HubError) -> None:
+        assert work.envelope is not None and work.reply is not None
+        if not mark_processed(session, self.component, work.message_id):
+            return  # another delivery of the same request got there first
+        answer = Answer.from_reply(work.message_id, work.reply)
+        reply = self.seal.seal(reply_envelope(work.envelope, answer))
+        self.cases.record_answer(session, answer, agency=self.agency, component=self.component,
+                                 correlation_id=work.envelope.correlation_id)
+        self.observer.record(session, work.hop.settled(
+            "succeeded", answer=work.reply.outcome))
+        headers = park_headers(error, component="cases", queue=self.cases_queue,
+                               routing_key=case_routing_key(work.envelope.service, "reply"),
+                               attempt=1)
+        record(session, self.audit, body=reply.to_bytes(), message_id=str(reply.id),
+               queue=self.cases_queue,
+               routing_key=case_routing_key(work.envelope.service, "reply"),
+               headers=headers, actor=f"hub:{self.component}")
+        log.warning("%s: the answer to %s cannot be applied (%s); parked for a replay",
+                    self.component, work.message_id, error.code,
+                    extra={"correlation_id": work.envelope.correlation_id})
 
 
 class CaseWorker(Consumer):
-    """Applies answers and agency events to cases."""
+    """Applies parked answers brought back by a replay (``reply`` envelopes), one at a time."""
 
     component = "cases"
 
@@ -248,11 +460,27 @@ class CaseWorker(Consumer):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.cases = cases
 
-    def process(self, envelope: Envelope, delivery: Delivery) -> None:
-        if envelope.kind not in ("reply",):
-            raise UnknownRoute(f"the case worker has no handler for a {envelope.kind}")
-        with self.store.transaction() as session:
-            if mark_processed(session, self.component, str(envelope.id)):
-                self.cases.apply_reply(session, envelope, actor=f"agency:{envelope.sender}")
-        delivery.ack()
+    def handle(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            work = self.open(delivery)
+            if work is not None:
+                self._apply(work)
+
+    def _apply(self, work: Work) -> None:
+        envelope = work.envelope
+        assert envelope is not None
+        try:
+            if envelope.kind != "reply":
+                raise UnknownRoute(f"the case worker has no handler for a {envelope.kind}")
+            with self.store.transaction() as session:
+                if mark_processed(session, self.component, str(envelope.id)):
+                    self.cases.apply_reply(session, envelope, actor=f"agency:{envelope.sender}")
+        except Exception as exc:  # noqa: BLE001 - classified
+            self.fail(work, classify(exc))
+            return
+        try:
+            work.delivery.ack()
+        except HubError as exc:
+            log.warning("cases: ack after commit failed: %s", exc.message)
+        self.processed += 1
         self.on_commit()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from hub.clock import aware
 from hub.delivery.hops import Hop
 from hub.masking import redact
+from hub.store.bulk import append_row
 from hub.store import Store
 from hub.store.models import OperationalRecordRow, utcnow
 
@@ -44,9 +45,10 @@ def _ms(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000.0, 3)
 
 
-def add(session: Session, hop: Hop, *, node: str | None = None) -> OperationalRecordRow:
-    """Append the record of ``hop`` in the caller's transaction."""
-    row = OperationalRecordRow(
+def add(session: Session, hop: Hop, *, node: str | None = None) -> None:
+    """Append the record of ``hop`` in the caller's transaction (written at its commit, with
+    the other records of the transaction: `hub.store.bulk`)."""
+    append_row(session, OperationalRecordRow, dict(
         message_id=hop.message_id[:64], correlation_id=hop.correlation_id,
         component=hop.component[:64], agency=hop.agency, service=hop.service,
         operation=hop.operation, attempt=hop.attempt, outcome=hop.outcome, answer=hop.answer,
@@ -55,9 +57,7 @@ def add(session: Session, hop: Hop, *, node: str | None = None) -> OperationalRe
         request_out_at=hop.request_out_at, response_in_at=hop.response_in_at,
         finished_at=utcnow(), duration_ms=_ms(hop.request_out_at, hop.response_in_at),
         request_bytes=hop.request_bytes, response_bytes=hop.response_bytes,
-        node=node or node_name())
-    session.add(row)
-    return row
+        node=node or node_name()))
 
 
 @dataclass(frozen=True)

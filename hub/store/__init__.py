@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigurationError, HubError, StoreUnavailable
 from hub.store.models import Base
+from hub.store.bulk import attach as attach_bulk_rows
 from hub.store.privacy import attach as attach_privacy
 
 
@@ -47,6 +48,7 @@ class Store:
         # the hooks are attached to this store's sessions only.
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={"store": self})
         attach_privacy(self._sessions)
+        attach_bulk_rows(self._sessions)
         self._after_commit: list[Any] = []
         self._lock = threading.Lock()
 

@@ -21,7 +21,7 @@ from hub.demo.scenarios import licence_request
 from hub.envelope import Envelope
 from hub.errors import AgencyRefusal, AgencyUnavailable, SchemaViolation, UnknownService
 from hub.store.models import (AuditRow, CaseEvent, CaseRow, DeadLetterRow, ExchangeRow,
-                              OutboxRow)
+                              OutboxRow, ProcessedMessage)
 from hub.testing.plugin import FAST_RETRY, wait_for
 
 SERVICE = "driving_licence_authentication"
@@ -86,6 +86,50 @@ def test_answer_reaches_the_case_and_every_hop_is_audited(make_hub):
     assert set(mock.calls[0].payload) == {"licence", "holder", "requesting_authority"}
 
 
+def test_an_answer_is_applied_by_the_worker_that_received_it(make_hub):
+    """One hop per answer: the agency's answer reaches its case in the connector worker's own
+    transaction; nothing goes through the outbox and the cases queue in between."""
+    hub, _ = make_hub(Agency("authentic"))
+    with hub.run(concurrency=1, cases=0):  # no case worker at all
+        reference = hub.submit(SERVICE, licence_request("authentic")).case.reference
+        wait_for(lambda: status_of(hub, reference) == "verified")
+    with hub.store.session() as session:
+        assert [row.routing_key for row in session.scalars(select(OutboxRow))] == [
+            "agency.narsa"]
+        processed = set(session.scalars(select(ProcessedMessage.consumer)))
+    assert processed == {"connector.narsa"}
+    assert count(hub, AuditRow, AuditRow.action == "applied") == 1
+
+
+def test_a_poison_answer_in_a_batch_is_parked_alone_and_the_rest_commit(make_hub, monkeypatch):
+    from hub.delivery.workers import ConnectorWorker
+
+    batches: list[int] = []
+    settle = ConnectorWorker._settle
+
+    def spy(self: ConnectorWorker, answered: list[Any]) -> None:
+        batches.append(len(answered))
+        settle(self, answered)
+
+    monkeypatch.setattr(ConnectorWorker, "_settle", spy)
+    # One answer of six has an outcome the route has no rule for.
+    hub, mock = make_hub(Agency("authentic", "authentic", "authentic_probably", "authentic",
+                                "authentic", "authentic"))
+    references = [hub.submit(SERVICE, licence_request("authentic", serial=700000 + n))
+                  .case.reference for n in range(6)]  # queued before any worker runs
+    with hub.run(concurrency=3):
+        wait_for(lambda: list_dead_letters(hub.store)
+                 and sum(status_of(hub, r) == "verified" for r in references) == 5,
+                 what="five cases verified and one answer parked")
+    assert max(batches) > 1  # the poison came in a batch with others
+    assert len(mock.calls) == 6  # nobody was asked twice
+    [parked] = list_dead_letters(hub.store)
+    assert (parked.queue, parked.error_code) == (hub.topology.cases_queue, "route.unknown")
+    assert count(hub, AuditRow, AuditRow.action == "applied") == 5
+    with hub.store.session() as session:  # every request is done: none waits for a retry
+        assert session.scalar(select(func.count()).select_from(ProcessedMessage)) == 6
+
+
 def test_duplicate_delivery_has_no_second_effect(make_hub):
     hub, mock = make_hub(Agency("authentic"))
     with hub.run(concurrency=1):
@@ -94,16 +138,12 @@ def test_duplicate_delivery_has_no_second_effect(make_hub):
         with hub.store.session() as session:
             request = session.scalars(select(OutboxRow).where(
                 OutboxRow.routing_key == "agency.narsa")).one()
-            reply = session.scalars(select(OutboxRow).where(
-                OutboxRow.routing_key.startswith("case."))).one()
         with hub.open_broker() as broker:
-            for row in (request, reply):  # the broker delivers both a second time
-                body = hub.store.privacy.decrypt_body(row.body, row.body_key,
-                                                   message_id=row.message_id)
-                broker.publish(Message(body=body, message_id=row.message_id,
-                                       routing_key=row.routing_key))
-            wait_for(lambda: broker.depth(hub.topology.agency_queue("narsa")) == 0
-                     and broker.depth(hub.topology.cases_queue) == 0)
+            body = hub.store.privacy.decrypt_body(request.body, request.body_key,
+                                                  message_id=request.message_id)
+            broker.publish(Message(body=body, message_id=request.message_id,
+                                   routing_key=request.routing_key))  # delivered a second time
+            wait_for(lambda: broker.depth(hub.topology.agency_queue("narsa")) == 0)
     assert len(mock.calls) == 1
     assert count(hub, CaseEvent, CaseEvent.to_status == "verified") == 1
     assert count(hub, AuditRow, AuditRow.action == "applied") == 1

@@ -283,13 +283,13 @@ def test_an_altered_audit_row_and_an_altered_broker_message_are_both_detected(hu
     with hub.open_broker() as broker:
         broker.publish(Message(body=json.dumps(document).encode(), message_id=queued.message_id,
                                routing_key=queued.routing_key))
-    with hub.run(relay=False, concurrency=1):
+    with hub.run(relay=False, concurrency=1, chainer=True):
         wait_for(lambda: list_dead_letters(hub.store), what="the altered message parked")
     [parked] = list_dead_letters(hub.store)
     assert (parked.error_code, parked.correlation_id) == ("security.signature",
                                                           opened.case.reference)
     assert mock.calls == []
-    assert verify_chain(hub.store, hub.keys.trust).intact  # the sealer chained every record
+    assert verify_chain(hub.store, hub.keys.trust).intact  # the chainer chained every record
     with hub.store.transaction() as session:
         routed = session.scalars(select(AuditRow).where(AuditRow.action == "routed")).one()
         routed.details = {**routed.details, "agency": "dgsn"}  # and the trail is edited too

@@ -48,7 +48,8 @@ def test_settings_read_agency_urls_and_mask_credentials(tmp_path):
 
 
 @pytest.mark.parametrize("name, value", [("HUB_PREFETCH", "many"), ("HUB_PREFETCH", "0"),
-                                         ("HUB_REQUIRE_SERVICES", "perhaps")])
+                                         ("HUB_CONSUMER_BATCH", "0"),
+                                         ("HUB_MAINTENANCE", "perhaps")])
 def test_bad_settings_are_configuration_errors(tmp_path, name, value):
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({"HUB_DATA_DIR": str(tmp_path), name: value})

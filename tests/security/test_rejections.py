@@ -441,7 +441,12 @@ def test_health_replay_by_message_id_is_refused(world, credentials) -> None:  # 
     assert again.json()["error"]["code"] == "security.replay"
     [row] = rejections(world)
     assert (row.outcome, row.details["reason"]) == ("security.replay", "seen")
-    assert count(world, OutboxRow) == health.outbox + 1  # one answer queued, not two
+    # The first decision was applied to its case, once; the replay changed nothing.
+    assert count(world, OutboxRow) == health.outbox
+    assert world.exchanges(health.reference)["clearance"].status == "answered"
+    with world.hub.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(AuditRow).where(
+            AuditRow.action == "applied", AuditRow.correlation_id == health.reference)) == 1
 
 
 def test_a_callback_the_hub_failed_to_take_may_be_retried(world, credentials) -> None:  # type: ignore[no-untyped-def]

@@ -25,8 +25,8 @@ from typing import Any
 from hub.delivery.broker.base import (DELIVERY_LIMIT_CODE, H_ATTEMPT, H_COMPONENT,
                                       H_DEAD_LETTERED_AT, H_ERROR, H_ERROR_CODE,
                                       H_FIRST_FAILED_AT, H_ORIGINAL_QUEUE,
-                                      H_ORIGINAL_ROUTING_KEY, H_REPLAYED_FROM, Broker, Delivery,
-                                      Handler, Headers, Message)
+                                      H_ORIGINAL_ROUTING_KEY, H_REPLAYED_FROM, BatchHandler, Broker,
+                                      Delivery, Handler, Headers, Message)
 from hub.delivery.broker.embedded import EmbeddedBroker
 from hub.delivery.broker.rabbitmq import RabbitBroker
 from hub.delivery.broker.topology import QueueSpec, Topology
@@ -47,7 +47,8 @@ def open_broker(url: str, topology: Topology, **options: Any) -> Broker:
 
 
 __all__ = [
-    "Broker", "Delivery", "Handler", "Headers", "Message", "QueueSpec", "Topology", "open_broker",
+    "BatchHandler", "Broker", "Delivery", "Handler", "Headers", "Message", "QueueSpec",
+    "Topology", "open_broker",
     "H_ATTEMPT", "H_ERROR_CODE", "H_ERROR", "H_COMPONENT", "H_ORIGINAL_QUEUE",
     "H_ORIGINAL_ROUTING_KEY", "H_FIRST_FAILED_AT", "H_DEAD_LETTERED_AT", "H_REPLAYED_FROM",
     "DELIVERY_LIMIT_CODE",

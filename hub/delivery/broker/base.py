@@ -88,6 +88,8 @@ class Delivery(abc.ABC):
 
 
 Handler = Callable[[Delivery], None]
+#: Receives up to ``max_batch`` deliveries at once and settles each of them.
+BatchHandler = Callable[[list[Delivery]], None]
 
 
 class Broker(abc.ABC):
@@ -120,6 +122,24 @@ class Broker(abc.ABC):
         Reconnects on connection loss. ``idle`` is called when no message came for a while.
         A delivery the handler leaves unsettled is released for redelivery.
         """
+
+    @abc.abstractmethod
+    def consume_batches(self, queue: str, handler: BatchHandler, *, stop: threading.Event,
+                        max_batch: int = 32, prefetch: int = 64,
+                        idle: Callable[[], None] | None = None) -> None:
+        """Like `consume`, but hand ``handler`` every delivery that is ready, up to
+        ``max_batch`` at a time, so that their work commits in one transaction.
+
+        A batch never waits for more messages to arrive: it is what the prefetch window already
+        holds when the handler is free, so a lone message is handled at once and a busy queue
+        in batches. Deliveries the handler leaves unsettled are released for redelivery.
+        """
+
+    def ack_many(self, deliveries: Iterable[Delivery]) -> None:
+        """Acknowledge several deliveries of this broker (one durable step where the adapter
+        can: one transaction on the embedded broker)."""
+        for delivery in deliveries:
+            delivery.ack()
 
     @abc.abstractmethod
     def get(self, queue: str) -> Delivery | None:

@@ -256,6 +256,12 @@ class EmbeddedBroker(Broker):
     # -- consuming ----------------------------------------------------------------------------
 
     def get(self, queue: str) -> EmbeddedDelivery | None:
+        taken = self.get_many(queue, 1)
+        return taken[0] if taken else None
+
+    def get_many(self, queue: str, limit: int) -> list[EmbeddedDelivery]:
+        """Lease up to ``limit`` ready messages of ``queue``, oldest first, in one transaction
+        (one commit for the batch: on this broker every commit waits for the disk)."""
         token = uuid.uuid4().hex
 
         def work(conn: sqlite3.Connection) -> Any:
@@ -263,18 +269,34 @@ class EmbeddedBroker(Broker):
             self._park_poison(conn, queue, now)
             return conn.execute(
                 "UPDATE messages SET lease_until = ?, lease_token = ?, deliveries = deliveries + 1"
-                " WHERE seq = (SELECT seq FROM messages WHERE queue = ? AND available_at <= ?"
-                " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY seq LIMIT 1)"
+                " WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND available_at <= ?"
+                " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY seq LIMIT ?)"
                 " RETURNING seq, message_id, routing_key, headers, body, deliveries",
-                (now + self.visibility_timeout, token, queue, now, now)).fetchone()
+                (now + self.visibility_timeout, token, queue, now, now, limit)).fetchall()
 
-        row = self._run(work)
-        if row is None:
-            return None
-        seq, message_id, routing_key, headers, body, deliveries = row
-        message = Message(body=bytes(body), message_id=message_id, routing_key=routing_key,
-                          headers=json.loads(headers))
-        return EmbeddedDelivery(self, seq, token, message, queue, redelivered=deliveries > 1)
+        rows = sorted(self._run(work))
+        return [EmbeddedDelivery(self, seq, token, Message(
+                    body=bytes(body), message_id=message_id, routing_key=routing_key,
+                    headers=json.loads(headers)), queue, redelivered=deliveries > 1)
+                for seq, message_id, routing_key, headers, body, deliveries in rows]
+
+    def ack_many(self, deliveries: Any) -> None:
+        """Acknowledge leased deliveries of this broker in one transaction."""
+        mine = [d for d in deliveries if isinstance(d, EmbeddedDelivery) and d._broker is self]
+        others = [d for d in deliveries if d not in mine]
+        for delivery in mine:
+            delivery._settle()
+        if mine:
+            def work(conn: sqlite3.Connection) -> int:
+                return sum(conn.execute("DELETE FROM messages WHERE seq = ? AND lease_token = ?",
+                                        (d._seq, d._token)).rowcount for d in mine)
+
+            if self._run(work) != len(mine):
+                raise BrokerUnavailable("a lease was lost before its message was acknowledged;"
+                                        " it will be delivered again")
+            self._notify()
+        for delivery in others:
+            delivery.ack()
 
     def _park_poison(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
         """Move messages delivered too often without being settled to the DLQ."""
@@ -335,6 +357,34 @@ class EmbeddedBroker(Broker):
                         delivery.release()
                     except BrokerUnavailable:
                         pass  # the lease will lapse and the message comes back anyway
+
+    def consume_batches(self, queue: str, handler: Any, *, stop: threading.Event,
+                        max_batch: int = 32, prefetch: int = 64,
+                        idle: Callable[[], None] | None = None) -> None:
+        wait = 0.002
+        while not stop.is_set():
+            try:
+                batch = self.get_many(queue, max(1, min(max_batch, prefetch)))
+            except BrokerUnavailable:
+                stop.wait(min(wait * 10, 1.0))
+                continue
+            if not batch:
+                if idle is not None:
+                    idle()
+                with self._wakeup:
+                    self._wakeup.wait(wait)
+                wait = min(wait * 2, self.poll_interval)
+                continue
+            wait = 0.002
+            try:
+                handler(list(batch))
+            finally:
+                for delivery in batch:
+                    if not delivery.settled:
+                        try:
+                            delivery.release()
+                        except BrokerUnavailable:
+                            pass  # the lease will lapse and the message comes back anyway
 
     # -- inspection ---------------------------------------------------------------------------
 

@@ -13,8 +13,11 @@ Topology, declared by `declare` (idempotent, durable):
   message cannot be dropped); a message may carry a shorter ``expiration`` for jitter;
 - ``<queue>.dlq`` (quorum) for parked messages.
 
-Publishes use publisher confirms and ``mandatory`` (an unroutable message is an error); consumers
-use manual acks and a prefetch window. Connection loss (broker restart, network cut) is survived:
+Publishes use publisher confirms and ``mandatory`` (an unroutable message is an error);
+`publish_many` sends a whole batch and then waits once for the broker's confirms of all of it
+(asynchronous confirms on a channel of its own), instead of one round trip per message.
+Consumers use manual acks and a prefetch window; `consume_batches` hands over whatever the
+window holds when the handler is free. Connection loss (broker restart, network cut) is survived:
 the operation is retried on a new connection with exponential backoff; deliveries held when the
 connection dropped are requeued by RabbitMQ itself and come back flagged redelivered.
 """
@@ -135,6 +138,12 @@ class RabbitBroker(Broker):
         self.reconnect_max_delay = reconnect_max_delay
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
+        #: The channel of `publish_many` (asynchronous confirms) and its confirm bookkeeping.
+        self._batch_channel: Any = None
+        self._batch_seq = 0
+        self._unconfirmed: set[int] = set()
+        self._nacked: set[int] = set()
+        self._returned: list[str] = []
         #: Incremented at every new connection; tests and metrics read it.
         self.connections_opened = 0
 
@@ -154,6 +163,7 @@ class RabbitBroker(Broker):
 
     def _drop_connection(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self._batch_channel = None
         if connection is not None:
             try:
                 if connection.is_open:
@@ -253,6 +263,76 @@ class RabbitBroker(Broker):
     def publish(self, message: Message) -> None:
         self._publish(self.topology.exchange, message.routing_key, message)
 
+    #: Longest wait for the confirms of one batch before the broker counts as unavailable.
+    CONFIRM_TIMEOUT = 30.0
+
+    def _confirming_channel(self) -> Any:
+        """The channel of `publish_many`: confirm mode with our own callbacks, so that a batch
+        is published in one go and its confirms are awaited together."""
+        self._ensure()
+        channel = self._batch_channel
+        if channel is not None and channel.is_open:
+            return channel
+        assert self._connection is not None
+        channel = self._connection.channel()._impl  # the callback-level channel
+        self._batch_seq = 0
+        self._unconfirmed, self._nacked, self._returned = set(), set(), []
+
+        def on_confirm(frame: Any) -> None:
+            method = frame.method
+            done = ({tag for tag in self._unconfirmed if tag <= method.delivery_tag}
+                    if method.multiple else {method.delivery_tag})
+            self._unconfirmed -= done
+            if isinstance(method, pika.spec.Basic.Nack):
+                self._nacked |= done
+
+        def on_return(_channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
+            self._returned.append(properties.message_id or "")
+
+        channel.confirm_delivery(ack_nack_callback=on_confirm)
+        channel.add_on_return_callback(on_return)
+        self._batch_channel = channel
+        return channel
+
+    def publish_many(self, messages: Any) -> None:
+        batch = list(messages)
+        if len(batch) <= 1:
+            for message in batch:
+                self.publish(message)
+            return
+
+        def work(_channel: Any) -> None:
+            channel = self._confirming_channel()
+            self._nacked, self._returned = set(), []
+            for message in batch:
+                channel.basic_publish(
+                    self.topology.exchange, message.routing_key, message.body,
+                    pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
+                                         message_id=message.message_id,
+                                         headers=dict(message.headers),
+                                         content_type="application/json"),
+                    mandatory=True)
+                self._batch_seq += 1
+                self._unconfirmed.add(self._batch_seq)
+            deadline = time.monotonic() + self.CONFIRM_TIMEOUT
+            assert self._connection is not None
+            while self._unconfirmed:
+                if time.monotonic() > deadline:
+                    confirmed = len(batch) - len(self._unconfirmed)
+                    raise BrokerUnavailable(f"RabbitMQ confirmed {confirmed} of {len(batch)}"
+                                            f" messages within {self.CONFIRM_TIMEOUT:.0f} s")
+                self._connection.process_data_events(time_limit=0.05)
+                if not channel.is_open:
+                    raise pex.ChannelWrongStateError("the publishing channel closed")
+            if self._nacked:
+                raise BrokerUnavailable(f"RabbitMQ refused {len(self._nacked)} of {len(batch)}"
+                                        " messages (nack)")
+            if self._returned:
+                raise UnknownRoute(f"no queue is bound for {len(self._returned)} of"
+                                   f" {len(batch)} messages", message_ids=self._returned[:10])
+
+        self._with_channel("publish batch", work)
+
     def send_to_queue(self, queue: str, message: Message) -> None:
         self._publish("", queue, message)
 
@@ -308,6 +388,55 @@ class RabbitBroker(Broker):
                             delivery.release()
                 if channel.is_open:
                     channel.cancel()  # requeues what the prefetch window still held
+            except BrokerUnavailable as exc:
+                log.warning("consumer on %s lost the broker: %s", queue, exc)
+                self._drop_connection()
+                stop.wait(delay)
+                delay = min(delay * 2, self.reconnect_max_delay)
+            except _CONNECTION_ERRORS as exc:
+                log.warning("consumer on %s lost its connection, reconnecting in %.1fs: %r",
+                            queue, delay, exc)
+                self._drop_connection()
+                stop.wait(delay)
+                delay = min(delay * 2, self.reconnect_max_delay)
+
+    def consume_batches(self, queue: str, handler: Any, *, stop: threading.Event,
+                        max_batch: int = 32, prefetch: int = 64,
+                        idle: Callable[[], None] | None = None) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                channel = self._ensure()
+                channel.basic_qos(prefetch_count=prefetch)
+                pending: list[RabbitDelivery] = []
+
+                def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
+                    pending.append(self._delivery(ch, queue, method, properties, body))
+
+                tag = channel.basic_consume(queue, on_message)
+                connection = self._connection
+                assert connection is not None
+                while not stop.is_set():
+                    # Wait for a delivery; once one is here, take what else is already in.
+                    connection.process_data_events(time_limit=0 if pending else 0.25)
+                    if not pending:
+                        if idle is not None:
+                            idle()
+                        continue
+                    delay = 0.1
+                    while pending and not stop.is_set():
+                        batch = pending[:max_batch]
+                        del pending[:max_batch]
+                        try:
+                            handler(list(batch))
+                        finally:
+                            for delivery in batch:
+                                if not delivery.settled:
+                                    delivery.release()
+                for delivery in pending:
+                    delivery.release()
+                if channel.is_open:
+                    channel.basic_cancel(tag)  # requeues what the prefetch window still held
             except BrokerUnavailable as exc:
                 log.warning("consumer on %s lost the broker: %s", queue, exc)
                 self._drop_connection()

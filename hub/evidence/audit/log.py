@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from hub.store.bulk import append_row
 from hub.store.models import AuditRow, utcnow
 
 log = logging.getLogger("hub.evidence.audit.log")
@@ -55,19 +56,25 @@ class AuditChain(Protocol):
 
 
 class AuditLog:
-    """Appends audit rows inside the caller's transaction."""
+    """Appends audit rows inside the caller's transaction.
+
+    Rows are written when the transaction commits, all of its records in one statement
+    (`hub.store.bulk`); with an inline ``chain`` (tests of the chain), each row is written and
+    linked at once instead.
+    """
 
     def __init__(self, chain: AuditChain | None = None) -> None:
         self.chain = chain
 
-    def append(self, session: Session, record: AuditRecord) -> AuditRow:
-        row = AuditRow(
-            at=utcnow(), actor=record.actor, action=record.action, component=record.component,
-            message_id=record.message_id, correlation_id=record.correlation_id,
-            digest=record.digest, outcome=record.outcome, details=dict(record.details),
-        )
+    def append(self, session: Session, record: AuditRecord) -> None:
+        values = {"at": utcnow(), "actor": record.actor, "action": record.action,
+                  "component": record.component, "message_id": record.message_id,
+                  "correlation_id": record.correlation_id, "digest": record.digest,
+                  "outcome": record.outcome, "details": dict(record.details)}
+        if self.chain is None:
+            append_row(session, AuditRow, values)
+            return
+        row = AuditRow(**values)
         session.add(row)
-        if self.chain is not None:
-            session.flush()
-            self.chain.link(session, row)
-        return row
+        session.flush()
+        self.chain.link(session, row)

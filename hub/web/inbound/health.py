@@ -2,10 +2,10 @@
 
 A Health decision is correlated to its exchange (the request's ``X-Road-Id``), read and mapped by
 the Health connector (`HealthConnector.parse_answer`: schema and mapping files, no logic here), and
-queued for the case worker as a ``reply`` envelope with its audit record, in one transaction
-(`hub.cases.answers.queue_answer`, exactly as the connector worker does with synchronous answers).
-The ``processed_messages`` mark makes a second decision for the same exchange a 409 with no
-effect.
+applied to its case at once, with its audit records, in one transaction (`CaseBook.record_answer`
+and `apply_answer`, exactly as the connector worker does with synchronous answers); the answer is
+``{"status": "applied" | "recorded_only", "exchange": ...}``. The ``processed_messages`` mark
+makes a second decision for the same exchange a 409 with no effect.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from connectors.xml import request_hash
-from hub.cases.answers import queue_answer, request_of
+from hub.cases.answers import Answer
 from hub.delivery.idempotency import mark_processed
 from hub.errors import BadAgencyReply, MalformedEnvelope, UnknownRoute, UnsupportedMediaType
 from hub.store.models import CaseRow, ExchangeRow
@@ -42,6 +42,13 @@ def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[R
     raw = verified.payload
     with hub.store.transaction() as session:
         check_fresh(session, agency, verified)
+        # Locks in the order every writer of a case takes them: the case, then its exchange
+        # (the connector worker recording its acknowledgement of the same request does too).
+        found = session.execute(select(ExchangeRow.case_id).where(
+            ExchangeRow.id == exchange_id)).first()
+        if found is not None:
+            session.execute(select(CaseRow.id).where(CaseRow.id == found.case_id)
+                            .with_for_update())
         exchange = session.scalars(select(ExchangeRow).where(ExchangeRow.id == exchange_id)
                                    .with_for_update()).first()
         if exchange is None or exchange.agency != agency:
@@ -56,12 +63,15 @@ def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[R
             raise MalformedEnvelope(exc.message) from None
         if reply.pending:
             raise MalformedEnvelope("a callback must carry a decision, not an acknowledgement")
-        case = session.get(CaseRow, exchange.case_id)
-        answer = queue_answer(session, audit=hub.audit, seal=hub.seal,
-                              request=request_of(exchange, case, node_id=hub.settings.node_id),
-                              reply=reply, component=component)
-    hub.relay.wake()
-    response = jsonify(status="queued", exchange=exchange_id, message_id=str(answer.id))
+        case = session.scalars(select(CaseRow).where(CaseRow.id == exchange.case_id)
+                               .with_for_update()).one()
+        answer = Answer.from_reply(exchange_id, reply)
+        hub.cases.record_answer(session, answer, agency=agency, component=component,
+                                correlation_id=case.reference)
+        result = hub.cases.apply_answer(session, answer, actor=f"agency:{agency}",
+                                        exchange=exchange, case=case)
+    hub.relay.wake()  # the steps the answer made ready are in the outbox
+    response = jsonify(status=result, exchange=exchange_id)
     response.headers["X-Road-Id"] = request.headers.get("X-Road-Id", "")
     response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")
     response.headers["X-Road-Request-Hash"] = request_hash(raw)

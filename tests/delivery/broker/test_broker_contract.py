@@ -361,3 +361,67 @@ def test_a_message_that_keeps_killing_its_consumer_is_parked_not_looped(connect,
     assert parked.message.headers[b.H_ORIGINAL_QUEUE] == queue
     assert "times without being settled" in parked.message.headers[b.H_ERROR]
     parked.ack()
+
+
+# -- batches ------------------------------------------------------------------------------------
+
+
+def test_a_published_batch_is_confirmed_and_consumed_in_batches_in_order(connect, topology):
+    broker = connect()
+    sent = [message(f'{{"n":{i}}}'.encode()) for i in range(40)]
+    broker.publish_many(sent)
+    got: list[str] = []
+    sizes: list[int] = []
+    stop = threading.Event()
+
+    def handler(batch: list[Delivery]) -> None:
+        sizes.append(len(batch))
+        got.extend(d.message.message_id for d in batch)
+        consumer.ack_many(batch)
+        if len(got) == len(sent):
+            stop.set()
+
+    consumer = connect()
+    thread = threading.Thread(target=consumer.consume_batches,
+                              args=(f"{topology.namespace}.work", handler),
+                              kwargs={"stop": stop, "max_batch": 16, "prefetch": 32}, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert got == [m.message_id for m in sent]
+    # Everything was waiting: the batches are as large as allowed, never larger.
+    assert max(sizes) == 16 and len(sizes) < len(sent)
+    assert broker.depth(f"{topology.namespace}.work") == 0
+
+
+def test_a_batch_with_an_unroutable_message_is_an_error(connect):
+    broker = connect()
+    with pytest.raises(UnknownRoute):
+        broker.publish_many([message(), message(key="nowhere.at.all")])
+
+
+def test_deliveries_a_batch_handler_leaves_unsettled_come_back(connect, topology):
+    broker = connect()
+    sent = [message(f'{{"n":{i}}}'.encode()) for i in range(3)]
+    broker.publish_many(sent)
+    rounds: list[list[bool]] = []
+    stop = threading.Event()
+
+    def handler(batch: list[Delivery]) -> None:
+        rounds.append([d.redelivered for d in batch])
+        if sum(len(r) for r in rounds) == 1:
+            return  # the first delivery seen is left unsettled
+        for delivery in batch:
+            if delivery.message.message_id == sent[0].message_id or len(rounds) > 1:
+                delivery.ack()
+        if broker.depth(f"{topology.namespace}.work") == 0:
+            stop.set()
+
+    consumer = connect()
+    thread = threading.Thread(target=consumer.consume_batches,
+                              args=(f"{topology.namespace}.work", handler),
+                              kwargs={"stop": stop, "max_batch": 1, "prefetch": 1}, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert rounds[0] == [False] and rounds[1] == [True]  # the same message, redelivered
