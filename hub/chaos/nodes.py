@@ -325,6 +325,9 @@ class RabbitCluster:
                                  cookie_home=self.cookie_home, user=self.user,
                                  management=management)
                       for n in range(size)]
+        #: Set by `stop`: no node is started any more (a disruption thread that is still
+        #: restarting one when the run is interrupted must not leave it running).
+        self.closed = False
 
     # -- control -------------------------------------------------------------------------------
 
@@ -347,6 +350,8 @@ class RabbitCluster:
             cookie.chmod(0o400)
             _chown_tree(cookie, owner)
         for node in self.nodes:
+            if self.closed:
+                raise NodeError("the cluster is stopped")
             node.prepare()
             node.start()
         for node in self.nodes:
@@ -378,6 +383,8 @@ class RabbitCluster:
 
     def restart(self, node: RabbitNode, *, timeout: float = 180.0) -> None:
         """Start a killed node again; it rejoins the cluster from its own data folder."""
+        if self.closed:
+            raise NodeError("the cluster is stopped")
         node.start()
         self.await_running(node, timeout=timeout)
 
@@ -424,6 +431,7 @@ class RabbitCluster:
     def stop(self) -> None:
         """Stop every node with ``rabbitmqctl stop`` (SIGKILL of our own process group if it does
         not answer), last started first."""
+        self.closed = True
         for node in reversed(self.nodes):
             if not node.alive():
                 continue
@@ -544,6 +552,8 @@ class PostgresPair:
                                        bindir=bindir, user=self.user) for n in range(2)]
         self.primary, self.standby = self.servers
         self.promotions = 0
+        #: Set by `stop`: nothing is started any more (see `RabbitCluster.closed`).
+        self.closed = False
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -571,6 +581,8 @@ class PostgresPair:
 
     def _make_standby(self, standby: PostgresServer, *, of: PostgresServer) -> None:
         """``pg_basebackup -R`` of ``of`` into ``standby``'s folder, then start it."""
+        if self.closed:
+            raise NodeError("the database servers are stopped")
         if standby.folder.exists():
             shutil.rmtree(standby.folder)
         owned_dir(standby.folder, self.user)
@@ -631,6 +643,7 @@ class PostgresPair:
         return time.monotonic() - begin
 
     def stop(self) -> None:
+        self.closed = True
         for server in (self.standby, self.primary):
             server.stop()
 
