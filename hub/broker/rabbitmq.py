@@ -364,6 +364,11 @@ class RabbitBroker(Broker):
                     finally:
                         if not delivery.settled:
                             delivery.release()
+                    if self._channel is not channel:
+                        # Settling found the connection gone and dropped it (a node lost under
+                        # the consumer): consume again on a new one. Reading on from the closed
+                        # one made pika raise ValueError, which ended the consumer's thread.
+                        break
                 if channel.is_open:
                     channel.cancel()  # requeues what the prefetch window still held
             except BrokerUnavailable as exc:

@@ -150,3 +150,46 @@ def test_after_losing_a_node_the_next_connection_starts_with_the_next_node(
     broker.publish(message())
     # Not back to the first node at once: a node that just failed is tried last.
     assert broker.node == f"127.0.0.1:{second.port}"
+
+
+@pytest.mark.rabbitmq
+def test_a_consumer_whose_ack_finds_the_connection_gone_reconnects_and_carries_on(
+        rabbitmq_url, brokers, nodes, topology):
+    """The settle of a delivery fails because the node went away under it: the work is done
+    (the consumer committed it), RabbitMQ will deliver the message again, and the consume loop
+    must carry on over a new connection, not die on the closed one."""
+    (node,) = nodes(1)
+    url = node_url(rabbitmq_url, node.port)
+    publisher, consumer = brokers(rabbitmq_url), brokers(url)
+    seen: list[tuple[str, bool]] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def handler(delivery: Delivery) -> None:
+        seen.append((delivery.message.message_id, delivery.redelivered))
+        if len(seen) == 1:
+            node.cut()  # the connection is gone before the ack
+        try:
+            delivery.ack()
+        except BrokerUnavailable:
+            pass  # the consumer's way: its work is committed, the broker redelivers
+
+    def consume() -> None:
+        try:
+            consumer.consume(topology.queues[0].name, handler, stop=stop)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    first = message()
+    publisher.publish(first)
+    wait_for(lambda: len(seen) >= 2 or errors, timeout=30, what="the message delivered again")
+    later = message()
+    publisher.publish(later)
+    wait_for(lambda: any(m == later.message_id for m, _ in seen) or errors, timeout=30,
+             what="a later message consumed")
+    stop.set()
+    thread.join(10)
+    assert errors == []
+    assert seen[:2] == [(first.message_id, False), (first.message_id, True)]
