@@ -36,6 +36,7 @@ from hub.errors import ConfigurationError
 from hub.ops.hooks import Observer
 from hub.outbox import OutboxRelay
 from hub.privacy import Privacy
+from hub.redrive import Redriver
 from hub.retry import RetryPolicy
 from hub.keys import HubKeys
 from hub.seal import JwsSeal, Seal
@@ -217,6 +218,14 @@ class Hub:
     def recorder(self) -> DeadLetterRecorder:
         return DeadLetterRecorder(self.store, self.open_broker, self.audit, self.topology)
 
+    def redriver(self) -> Redriver | None:
+        """Sends again messages stranded after a retry (`hub.redrive`); None when turned off
+        (``HUB_REDRIVE_AFTER=0``). Runs beside the relay."""
+        if self.settings.redrive_after <= 0:
+            return None
+        return Redriver(self.store, self.audit, after=self.settings.redrive_after,
+                        interval=self.settings.redrive_interval)
+
     def sealer(self) -> AuditSealer:
         """Chains committed audit records (one pass every ``HUB_AUDIT_SEAL_INTERVAL``)."""
         return AuditSealer(self.store, interval=self.settings.audit_seal_interval)
@@ -233,6 +242,9 @@ class Hub:
         if relay:
             runner.add("relay", self.relay.run)
             components.append("relay")
+            redriver = self.redriver()
+            if redriver is not None:
+                runner.add("redriver", redriver.run)
         for n in range(cases):
             runner.add(f"cases-{n}", self.case_worker().run)
             components.append("cases")
