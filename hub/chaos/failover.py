@@ -9,9 +9,12 @@ folder; `hub.chaos.nodes`):
   three, their leaders on the node the topology was declared through;
 - a PostgreSQL primary and a streaming standby in its ``synchronous_standby_names``; the hub's
   database URL names both (libpq's multi-host form, ``target_session_attrs=read-write``);
-- the hub's processes: ``workers`` × ``hub worker`` and ``relays`` × ``hub relay``, each given
-  every RabbitMQ node with a different one first; cases are submitted by the run itself (the
-  intake's code path, ``Hub.submit``), as in `hub.chaos.run`.
+- the hub's processes: ``workers`` × ``hub worker``, ``relays`` × ``hub relay`` and ``web`` ×
+  ``hub serve``, each given every RabbitMQ node with a different one first. A quarter of the
+  cases is submitted through the web processes over HTTP (documents uploaded, then the request
+  posted; a refused connection or a 503 is tried again on the other one, as a load balancer
+  would), the rest by the run itself through the same intake code (``Hub.submit``), as in
+  `hub.chaos.run`.
 
 What breaks, each once, in order, when its share of the exchanges has settled (and at least
 ``spacing`` seconds after the previous one was over, so that each is measured apart): a worker is
@@ -43,10 +46,12 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from hub.chaos import cluster, figures, nodes, verify, workload
 from hub.chaos.run import RETRY, ChaosOptions, Run, _base_env
+from hub.errors import HubError, PermanentError, TransientError
+from hub.store.models import AuditRow
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,8 @@ SCHEDULE: tuple[tuple[float, str], ...] = (
 HELD_BACK = 0.15
 #: The issue's bound on the longest time with no exchange completing.
 STALL_LIMIT_S = 30.0
+#: Seconds after which the run's relays send again a retried message not heard of since.
+REDRIVE_AFTER_S = 45
 #: Log line a hub process writes when it reconnects to another RabbitMQ node
 #: (`hub.broker.rabbitmq.RabbitBroker._connect`).
 FAILOVER_LOG = "RabbitMQ failover"
@@ -75,6 +82,12 @@ class ClusterOptions:
     exchanges: int = 10_000
     workers: int = 3
     relays: int = 2
+    #: ``hub serve`` processes; a share of the cases is submitted through them over HTTP.
+    web: int = 2
+    #: Share of the cases submitted through the web processes (documents uploaded, then the
+    #: request posted, as an applicant's browser does); the rest through `Hub.submit` in the
+    #: run's own process, the same intake code without HTTP.
+    web_share: float = 0.25
     #: Connector timeout (s); the simulated "timeout" answers 0.4 s after it.
     agency_timeout: float = 1.0
     backlog: int = 300
@@ -123,6 +136,12 @@ class ClusterRun(Run):
         self.idle_at: list[float] = []
         self.rabbit: nodes.RabbitCluster | None = None
         self.pg: nodes.PostgresPair | None = None
+        #: Base URLs of the web processes, and the submission counters of `_submit_from`.
+        self.web_urls: list[str] = []
+        self.web_submissions = 0
+        self._numbered = 0
+        self._next_web = 0
+        self._http = _session()
 
     # -- submissions: the last cases wait until every failure has happened -----------------------
 
@@ -135,6 +154,76 @@ class ClusterRun(Run):
                 return
         self.submissions_resumed = time.time()
         super().submit_all(hub, planned[cut:])
+
+    def _submit_from(self, hub: Any, items: Any) -> None:
+        """One submitting thread: as `Run._submit_from`, with every ``1 / web_share``-th case
+        going through a web process."""
+        every = round(1 / self.cluster_options.web_share) if self.web_urls and \
+            self.cluster_options.web_share > 0 else 0
+        while True:
+            while (self.submitted_expected - self._settled > self.options.backlog
+                   and not self.stopping.is_set()):
+                time.sleep(0.05)
+            with self._lock:
+                item = next(items, None)
+                self._numbered += 1
+                through_web = bool(every) and self._numbered % every == 0
+            if item is None or self.stopping.is_set():
+                return
+            delay = 0.1
+            while True:
+                try:
+                    if through_web:
+                        reference = self._submit_web(item)
+                        self.web_submissions += 1
+                    else:
+                        reference = hub.submit(item.service, item.data(),
+                                               actor="chaos").case.reference
+                    break
+                except HubError as exc:
+                    if not exc.transient:  # a refused submission is a bug of the run or the hub
+                        with self._lock:
+                            self.submission_errors.append(f"{exc.code}: {exc.message}"[:300])
+                        reference = None
+                        break
+                    with self._lock:
+                        self.failed_submissions += 1
+                    if self.stopping.is_set():
+                        return
+                    time.sleep(delay)  # the database or a web process is away: try again
+                    delay = min(delay * 2, 2.0)
+            if reference is None:
+                continue
+            with self._lock:
+                self.ledger.append((reference, item))
+                self.submitted_expected += len(item.outcomes)
+
+    def _submit_web(self, item: workload.Planned) -> str:
+        """Upload the case's documents and post the request to a web process; returns the case
+        reference. Connection failures and 5xx are `TransientError` (tried again, the next web
+        process first); any other refusal is a `PermanentError`."""
+        import requests
+
+        from hub.attachments import document_fields
+
+        with self._lock:
+            self._next_web += 1
+            base = self.web_urls[self._next_web % len(self.web_urls)]
+        data = item.data()
+        try:
+            for path, _ in list(document_fields(data)):
+                uploaded = self._http.post(f"{base}/api/v1/attachments", data=CHAOS_PDF,
+                                           headers={"Content-Type": "application/pdf"},
+                                           timeout=30)
+                _raise_for(uploaded, "document upload")
+                _set_path(data, path, uploaded.json()["reference"])
+            answer = self._http.post(f"{base}/api/v1/services/{item.service}/requests",
+                                     json=data, timeout=30)
+        except requests.RequestException as exc:
+            raise TransientError(f"web process {base} unreachable: {exc}"[:300],
+                                 code="chaos.web_unreachable") from None
+        _raise_for(answer, "request")
+        return str(answer.json()["reference"])
 
     # -- failures ---------------------------------------------------------------------------------
 
@@ -312,7 +401,10 @@ class ClusterRun(Run):
             env = {"HUB_DATA_DIR": str(root), "HUB_DATABASE_URL": database_url,
                    "HUB_BROKER_NAMESPACE": f"chaos{tag}", "HUB_AGENCIES_FILE": str(agencies_file),
                    "HUB_RELAY_POLL_INTERVAL": "0.05", "HUB_LOG_LEVEL": "WARNING",
-                   "HUB_RABBITMQ_MANAGEMENT_URL": "off"}
+                   "HUB_RABBITMQ_MANAGEMENT_URL": "off",
+                   # Retry rungs here last 2 s at most and the backlog is a few hundred
+                   # exchanges: a retried message quiet for 45 s is stranded (hub.redrive).
+                   "HUB_REDRIVE_AFTER": str(REDRIVE_AFTER_S), "HUB_REDRIVE_INTERVAL": "5"}
             # The run's own hub (submissions, progress, verdict) is connected through node 1,
             # so the work queues are declared there: node 1 leads them.
             hub = Hub(Settings.from_env({**env, "HUB_BROKER_URL": self.rabbit.urls(0)}))
@@ -320,14 +412,22 @@ class ClusterRun(Run):
             broker = hub.open_broker()
             group = RoleGroup(env={**_base_env(), **env}, log_dir=root)
             roles = [f"worker-{n + 1}" for n in range(copts.workers)] + \
-                    [f"relay-{n + 1}" for n in range(copts.relays)]
+                    [f"relay-{n + 1}" for n in range(copts.relays)] + \
+                    [f"web-{n + 1}" for n in range(copts.web)]
             for n, name in enumerate(roles):
                 group.role_env[name] = {"HUB_BROKER_URL": self.rabbit.urls(n)}
-                group.start(cluster.Role(name, ["worker"] if name.startswith("worker")
-                                         else ["relay"]))
+                if name.startswith("web"):
+                    port = nodes.free_port()
+                    group.role_env[name].update({"HUB_HTTP_HOST": "127.0.0.1",
+                                                 "HUB_HTTP_PORT": str(port)})
+                    self.web_urls.append(f"http://127.0.0.1:{port}")
+                group.start(cluster.Role(name, [COMMANDS[name.split("-")[0]]]))
+            for url in self.web_urls:
+                nodes.wait_until(lambda url=url: _answers(self._http, f"{url}/healthz"),
+                                 timeout=120, what=f"web process {url} answering")
             armed = workload.inject_faults(simulators, timeout=options.agency_timeout)
             total = workload.expected_exchanges(planned)
-            self.event("started", workers=copts.workers, relays=copts.relays,
+            self.event("started", workers=copts.workers, relays=copts.relays, web=copts.web,
                        cases=len(planned), exchanges=total, agencies=sorted(needed),
                        first_nodes={name: self.rabbit.nodes[n % len(self.rabbit.nodes)].nodename
                                     for n, name in enumerate(roles)})
@@ -358,9 +458,10 @@ class ClusterRun(Run):
                 "events": self.events,
                 "duration_s": round(time.monotonic() - self.started, 1),
                 "submissions_retried": self.failed_submissions,
+                "submitted_through_web": self.web_submissions,
                 "submission_errors": self.submission_errors[:20],
                 "disruption_error": self.disruption_error,
-                "workers": copts.workers, "relays": copts.relays,
+                "workers": copts.workers, "relays": copts.relays, "web": copts.web,
                 "broker": "rabbitmq cluster (3 nodes, quorum queues)",
                 "database": "postgresql primary + synchronous standby",
                 "layout": self._layout(),
@@ -387,7 +488,12 @@ class ClusterRun(Run):
         stall, stall_at = figures.longest_stall(times, start=first, end=min(end, workload_over),
                                                 idle=self.idle_at)
         process_failovers = self._failovers_in_logs(group.log_dir)
+        with hub.store.session() as session:
+            redriven = session.scalar(select(func.count()).select_from(AuditRow).where(
+                AuditRow.action == "redriven"))
         return {
+            # Messages a retry left stranded in the broker, sent again from the outbox.
+            "redriven": redriven,
             "broker_failovers": sum(process_failovers.values()) + getattr(broker, "failovers", 0),
             "broker_failovers_by_process": process_failovers,
             "database_failovers": self._confirmed_database_failovers(hub, times),
@@ -477,6 +583,46 @@ class ClusterRun(Run):
                 report["kept"] = {"folder": str(root)}
             else:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+#: The hub command of each kind of process.
+COMMANDS = {"worker": "worker", "relay": "relay", "web": "serve"}
+#: The smallest document the intake accepts as a PDF (its magic bytes; nothing parses it).
+CHAOS_PDF = b"%PDF-1.4\n% hub chaos\n%%EOF\n"
+
+
+def _session() -> Any:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # loopback: no proxy from the environment
+    return session
+
+
+def _answers(http: Any, url: str) -> bool:
+    try:
+        return http.get(url, timeout=2).status_code == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def _raise_for(response: Any, what: str) -> None:
+    """An HTTP answer as the hub's errors: 5xx transient (tried again), other refusals
+    permanent (a bug of the run or the hub: reported)."""
+    if response.status_code < 400:
+        return
+    detail = f"{what}: HTTP {response.status_code} {response.text[:200]}"
+    if response.status_code >= 500:
+        raise TransientError(detail, code="chaos.web_unavailable")
+    raise PermanentError(detail, code="chaos.web_refused")
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``data["a"]["b"]`` for ``path`` ``"a.b"``."""
+    *parents, last = path.split(".")
+    for key in parents:
+        data = data[key]
+    data[last] = value
 
 
 @contextlib.contextmanager

@@ -115,6 +115,7 @@ def _print_cluster(report: dict) -> None:
         f"broker failovers     {report['broker_failovers']}"
         f" {report['broker_failovers_by_process']}",
         f"database failovers   {report['database_failovers']}",
+        f"redriven             {report['redriven']} (retried, then stranded in the broker)",
         f"longest stall        {report['longest_stall_s']} s (at {report['longest_stall_at_s']} s;"
         f" limit {report['stall_limit_s']} s)",
         "exchanges/s around each failure (before / during / after):",
