@@ -104,17 +104,39 @@ class ClusterOptions:
 
 @dataclass
 class RoleGroup(cluster.ProcessGroup):
-    """Hub processes whose environment differs per role (each its own first RabbitMQ node)."""
+    """Hub processes whose environment differs per role (each its own first RabbitMQ node),
+    driven from two threads: the run's supervisor loop restarts processes that died
+    (`restart_dead`) while the disruption thread kills some (`kill`). One lock makes each of
+    those a single step (else both restarted the same killed process and one copy, no longer
+    tracked, outlived the run), and nothing starts once `stop` began."""
 
     role_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _stopped: bool = False
 
     def start(self, role: cluster.Role) -> None:
-        shared = self.env
-        self.env = {**shared, **self.role_env.get(role.name, {})}
-        try:
-            super().start(role)
-        finally:
-            self.env = shared
+        with self._lock:
+            if self._stopped:
+                return
+            shared = self.env
+            self.env = {**shared, **self.role_env.get(role.name, {})}
+            try:
+                super().start(role)
+            finally:
+                self.env = shared
+
+    def kill(self, name: str) -> int:
+        with self._lock:
+            return super().kill(name)
+
+    def restart_dead(self) -> list[str]:
+        with self._lock:
+            return super().restart_dead()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            self._stopped = True
+        super().stop(timeout)
 
 
 class ClusterRun(Run):
