@@ -97,6 +97,9 @@ def _cluster(*, exchanges: int, workers: int, replay: bool, keep: bool, as_json:
     if ignored:
         raise click.UsageError(f"{', '.join(ignored)}: not with --cluster (the run starts its own"
                                " RabbitMQ nodes and PostgreSQL servers)")
+    # Ctrl-C ends the run through its clean-up too, even when a script started it in the
+    # background (where SIGINT is ignored unless asked for): servers must not outlive the run.
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
     try:
         report = run_cluster_chaos(ClusterOptions(exchanges=exchanges, workers=workers,
                                                   replay=replay, keep=keep, progress=sys.stderr))
