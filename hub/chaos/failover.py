@@ -357,8 +357,7 @@ class ClusterRun(Run):
                 if self._in_flight() == 0:
                     self.idle_at.append(time.time())
             for name in group.restart_dead():
-                if not name.startswith("_"):
-                    self.event("process_exited_and_restarted", process=name)
+                self.event("process_exited_and_restarted", process=name)
             if time.monotonic() - last_shown > 5:
                 last_shown = time.monotonic()
                 self.say(f"  settled {self._settled}/{total} exchanges,"

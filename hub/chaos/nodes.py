@@ -242,7 +242,7 @@ class RabbitNode:
         (self.folder / "rabbitmq.conf").write_text("\n".join([
             # Our own listener: the machine's config pins 127.0.0.1:5672.
             f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}",
-            f"management.tcp.ip = 127.0.0.1",
+            "management.tcp.ip = 127.0.0.1",
             f"management.tcp.port = {self.management_port}",
             # Three nodes: the side that loses the majority pauses instead of diverging.
             "cluster_partition_handling = pause_minority",
