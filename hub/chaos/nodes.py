@@ -361,7 +361,7 @@ class RabbitCluster:
             self.ctl(node, "stop_app")
             self.ctl(node, "join_cluster", first.nodename)
             self.ctl(node, "start_app")
-        wait_until(lambda: len(self.running_nodes()) == len(self.nodes), timeout=60,
+        wait_until(lambda: len(self.running_nodes()) == len(self.nodes), timeout=120,
                    what=f"{len(self.nodes)} running nodes in the cluster")
 
     def await_running(self, node: RabbitNode, *, timeout: float = 180.0) -> None:
@@ -600,7 +600,7 @@ class PostgresPair:
                 "", ]))
         standby.start()
 
-    def await_sync(self, standby: PostgresServer, *, timeout: float = 60.0) -> None:
+    def await_sync(self, standby: PostgresServer, *, timeout: float = 180.0) -> None:
         """Until the primary streams to ``standby`` synchronously."""
         wait_until(lambda: self.primary.query(
             "SELECT sync_state FROM pg_stat_replication WHERE application_name = "
