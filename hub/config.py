@@ -206,6 +206,10 @@ class Settings:
     agency_tls: frozenset[str] = frozenset()
     #: Seconds between two passes of the audit sealer (chains new audit records).
     audit_chain_interval: float = 0.5
+    #: A message retried and not heard of for this many seconds is sent again from the outbox
+    #: (`hub.redrive`); 0 turns redriving off. Checked every ``redrive_interval`` seconds.
+    redrive_after: float = 900.0
+    redrive_interval: float = 60.0
     #: Retention of personal data per service, in days (`default_retention_days` overridden by
     #: ``HUB_RETENTION_<SERVICE>_DAYS``), and for services not listed (``HUB_RETENTION_DAYS``).
     retention_days: dict[str, int] = field(default_factory=dict)
@@ -292,6 +296,8 @@ class Settings:
             agency_tls=frozenset(name for name in _agency_values(env, "_TLS")
                                  if _bool(env, f"HUB_AGENCY_{name.upper()}_TLS", False)),
             audit_chain_interval=_float(env, "HUB_AUDIT_SEAL_INTERVAL", 0.5, minimum=0.01),
+            redrive_after=_float(env, "HUB_REDRIVE_AFTER", 900.0),
+            redrive_interval=_float(env, "HUB_REDRIVE_INTERVAL", 60.0, minimum=0.1),
             retention_days=_retention(env),
             default_retention_days=_int(env, "HUB_RETENTION_DAYS", 1095, minimum=1),
             message_retention_days=_int(env, "HUB_MESSAGE_RETENTION_DAYS", 90, minimum=1),

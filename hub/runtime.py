@@ -45,6 +45,7 @@ from hub.evidence.audit.log import AuditLog
 from hub.evidence.seal import JwsSeal, Seal
 from hub.evidence.seen import StoreSeenIds, purge_seen
 from hub.evidence.verification import MessageVerifier
+from hub.delivery.redrive import Redriver
 from hub.keyset import HubKeys
 from hub.ops.observer import StoreObserver
 from hub.services import ServiceCatalog
@@ -233,6 +234,14 @@ class Hub:
     def recorder(self) -> DeadLetterRecorder:
         return DeadLetterRecorder(self.store, self.open_broker, self.audit, self.topology)
 
+    def redriver(self) -> Redriver | None:
+        """Sends again messages stranded after a retry (`hub.delivery.redrive`); None when
+        turned off (``HUB_REDRIVE_AFTER=0``). Runs beside the relay."""
+        if self.settings.redrive_after <= 0:
+            return None
+        return Redriver(self.store, self.audit, after=self.settings.redrive_after,
+                        interval=self.settings.redrive_interval)
+
     def chainer(self) -> AuditChainer:
         """Chains committed audit records (one pass every ``HUB_AUDIT_SEAL_INTERVAL``)."""
         return AuditChainer(self.store, interval=self.settings.audit_chain_interval)
@@ -293,6 +302,9 @@ class Hub:
         if relay:
             runner.add("relay", self.relay.run)
             components.append("relay")
+            redriver = self.redriver()
+            if redriver is not None:
+                runner.add("redriver", redriver.run)
         for n in range(cases):
             runner.add(f"cases-{n}", self.case_worker().run)
             components.append("cases")

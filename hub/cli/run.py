@@ -85,7 +85,7 @@ def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, case
 
 @click.command()
 def relay() -> None:
-    """Run the outbox relay (and the audit chainer) until SIGTERM."""
+    """Run the outbox relay (with the audit chainer and the redriver) until SIGTERM."""
     hub = build_hub()
     hub.setup()
     settle_process()
@@ -94,6 +94,11 @@ def relay() -> None:
                # The relay process also chains audit records (several chainers coordinate).
                threading.Thread(target=hub.chainer().run, args=(stop,), name="audit-chainer",
                                 daemon=True)]
+    redriver = hub.redriver()
+    if redriver is not None:
+        # And sends again what a retry left stranded in the broker (one sweep at a time).
+        threads.append(threading.Thread(target=redriver.run, args=(stop,), name="redriver",
+                                        daemon=True))
     for thread in threads:
         thread.start()
     click.echo("outbox relay and audit chainer running", err=True)

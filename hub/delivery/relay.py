@@ -63,11 +63,18 @@ class OutboxRelay:
     def _listen(self, stop: threading.Event) -> None:
         """PostgreSQL: turn ``hub_outbox`` notifications into wake-ups until ``stop``."""
 
-        conninfo = self.store.engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False)
+        # The engine's own connection arguments, as SQLAlchemy hands them to psycopg: a
+        # multi-host URL (``?host=h1:p1&host=h2:p2&target_session_attrs=read-write``, a primary
+        # and its standby) then reaches the server that takes writes, as the pool does, and after
+        # a fail-over the next LISTEN goes to the promoted primary. (The URL rendered back to a
+        # string is not libpq's syntax for several hosts: the listener never connected.)
+        engine = self.store.engine
+        _, params = engine.dialect.create_connect_args(engine.url)
+        params = {k: v for k, v in params.items() if k != "context"}
+        params.setdefault("connect_timeout", 5)
         while not stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(autocommit=True, **params) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._wake.set()  # rows committed while we were not listening
                     while not stop.is_set():

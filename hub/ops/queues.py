@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from hub.delivery.broker.rabbitmq import split_urls
 from hub.delivery.broker.topology import QueueSpec
 from hub.errors import HubError
 from hub.store.models import (AuditRow, ExchangeRow, OperationalRecordRow, OutboxRow, utcnow)
@@ -81,7 +82,8 @@ class ManagementApi:
     def for_settings(cls, broker_url: str, configured: str | None) -> "ManagementApi | None":
         if configured == "off" or not broker_url.startswith(("amqp://", "amqps://")):
             return None
-        amqp = urllib.parse.urlsplit(broker_url)
+        # A cluster's URL lists every node: credentials and vhost are those of the first.
+        amqp = urllib.parse.urlsplit(split_urls(broker_url)[0])
         user = urllib.parse.unquote(amqp.username or "guest")
         password = urllib.parse.unquote(amqp.password or "guest")
         vhost = urllib.parse.unquote(amqp.path[1:]) if len(amqp.path) > 1 else "/"

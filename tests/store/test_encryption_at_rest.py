@@ -21,7 +21,7 @@ from hub.demo.scenarios import (certificate_request, licence_request, registrati
                                 repatriation_request)
 from hub.envelope import Envelope, SchemaRef
 from hub.keyset import normalize_document
-from hub.testing.agencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
+from hub.testing.agencies import staff_moves, wait_for_status
 from hub.store.outbox import enqueue
 from hub.store.privacy import cases_with_document
 from hub.store.models import CaseIdentity, CaseRow, ExchangeRow

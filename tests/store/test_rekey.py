@@ -17,7 +17,7 @@ from hub.cli import main
 from hub.delivery.deadletters import get_dead_letter, list_dead_letters, plain_body
 from hub.demo.scenarios import licence_request, repatriation_request
 from hub.keyset import HubKeys
-from hub.testing.agencies import mock_agencies, mock_hub, staff_moves, wait_for_status  # noqa: F401
+from hub.testing.agencies import staff_moves, wait_for_status
 from hub.store.outbox import enqueue
 from hub.envelope import Envelope, SchemaRef
 from hub.store.rekey import Progress, Reencryption, rotate_and_reencrypt

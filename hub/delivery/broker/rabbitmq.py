@@ -4,6 +4,12 @@ URL: ``amqp://user:password@host:5672/vhost`` (``amqps://`` for TLS), any pika U
 allowed (``?heartbeat=60``). Options: ``reconnect_attempts`` (default 8) and
 ``reconnect_max_delay`` (seconds, default 5).
 
+A cluster: several URLs separated by commas, one per node
+(``amqp://hub:s@rabbit-1:5672/hub,amqp://hub:s@rabbit-2:5672/hub,...``). A connection goes to the
+first node that answers, in the order given; when it is lost, the next connection starts with the
+node after the one lost, so a process does not wait on a dead machine first. Give each process a
+different node first to spread them. Quorum queues are reachable from any node of the cluster.
+
 Topology, declared by `declare` (idempotent, durable):
 
 - topic exchange ``<ns>.events``;
@@ -24,6 +30,7 @@ connection dropped are requeued by RabbitMQ itself and come back flagged redeliv
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from datetime import datetime
@@ -48,6 +55,26 @@ _CONNECTION_ERRORS = (pex.AMQPConnectionError, pex.AMQPChannelError, pex.StreamL
                       # ended the relay's thread and the hub stopped publishing.
                       connection_workflow.AMQPConnectorException,
                       connection_workflow.AMQPConnectionWorkflowFailed)
+
+
+def split_urls(url: str) -> list[str]:
+    """The node URLs of ``HUB_BROKER_URL``: one URL, or several separated by commas (a comma
+    followed by the next ``amqp://`` or ``amqps://``, so a comma inside a URL stays its own)."""
+    urls = [part.strip() for part in re.split(r",\s*(?=amqps?://)", url.strip()) if part.strip()]
+    if not urls:
+        raise ConfigurationError("HUB_BROKER_URL names no RabbitMQ node")
+    return urls
+
+
+def _node_parameters(url: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    if "heartbeat" not in url:
+        params.heartbeat = 60
+    if "blocked_connection_timeout" not in url:
+        params.blocked_connection_timeout = 30
+    if "socket_timeout" not in url:
+        params.socket_timeout = 5
+    return params
 
 
 def _plain_headers(headers: dict[str, Any] | None) -> Headers:
@@ -127,13 +154,14 @@ class RabbitBroker(Broker):
     def __init__(self, url: str, topology: Topology, *, reconnect_attempts: int = 8,
                  reconnect_max_delay: float = 5.0, **_: Any) -> None:
         super().__init__(topology)
-        self.params = pika.URLParameters(url)
-        if "heartbeat" not in url:
-            self.params.heartbeat = 60
-        if "blocked_connection_timeout" not in url:
-            self.params.blocked_connection_timeout = 30
-        if "socket_timeout" not in url:
-            self.params.socket_timeout = 5
+        #: One connection parameter set per node, in the order to try them.
+        self.nodes = [_node_parameters(node_url) for node_url in split_urls(url)]
+        #: Index in `nodes` of the node the next connection tries first.
+        self._first = 0
+        #: ``host:port`` of the node of the current (or last) connection.
+        self.node: str | None = None
+        #: Connections that went to another node than the one before (a node was lost).
+        self.failovers = 0
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_max_delay = reconnect_max_delay
         self._connection: pika.BlockingConnection | None = None
@@ -154,16 +182,46 @@ class RabbitBroker(Broker):
             return self._channel
         if self._connection is None or not self._connection.is_open:
             self._drop_connection()
-            self._connection = pika.BlockingConnection(self.params)
+            self._connection = self._connect()
             self.connections_opened += 1
         channel = self._connection.channel()
         channel.confirm_delivery()
         self._channel = channel
         return channel
 
+    def _connect(self) -> pika.BlockingConnection:
+        """A connection to the first node that answers, starting at `_first`; raises the last
+        node's error when none does (the caller's backoff then tries the round again)."""
+        error: BaseException | None = None
+        count = len(self.nodes)
+        for offset in range(count):
+            index = (self._first + offset) % count
+            params = self.nodes[index]
+            try:
+                connection = pika.BlockingConnection(params)
+            except _CONNECTION_ERRORS as exc:
+                error = exc
+                if count > 1:
+                    log.info("RabbitMQ node %s:%s unavailable, trying the next: %r",
+                             params.host, params.port, exc)
+                continue
+            node = f"{params.host}:{params.port}"
+            if self.node is not None and node != self.node:
+                self.failovers += 1
+                log.warning("RabbitMQ failover: connected to node %s (was %s)", node, self.node,
+                            extra={"component": "broker", "count": self.failovers})
+            self.node, self._first = node, index
+            return connection
+        assert error is not None
+        raise error
+
     def _drop_connection(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         self._batch_channel = None
+        if connection is not None and len(self.nodes) > 1 and not connection.is_open:
+            # Lost, not closed by us: the next connection starts with the next node, so that a
+            # process does not wait on a dead node first at every reconnection.
+            self._first = (self._first + 1) % len(self.nodes)
         if connection is not None:
             try:
                 if connection.is_open:
@@ -386,6 +444,11 @@ class RabbitBroker(Broker):
                     finally:
                         if not delivery.settled:
                             delivery.release()
+                    if self._channel is not channel:
+                        # Settling found the connection gone and dropped it (a node lost under
+                        # the consumer): consume again on a new one. Reading on from the closed
+                        # one made pika raise ValueError, which ended the consumer's thread.
+                        break
                 if channel.is_open:
                     channel.cancel()  # requeues what the prefetch window still held
             except BrokerUnavailable as exc:
@@ -433,6 +496,14 @@ class RabbitBroker(Broker):
                             for delivery in batch:
                                 if not delivery.settled:
                                     delivery.release()
+                    if self._channel is not channel:
+                        # Settling found the connection gone and dropped it (a node lost under
+                        # the consumer): what is still pending died with it; RabbitMQ requeues
+                        # it. Consume again on a new connection.
+                        pending.clear()
+                        break
+                if self._channel is not channel:
+                    continue
                 for delivery in pending:
                     delivery.release()
                 if channel.is_open:

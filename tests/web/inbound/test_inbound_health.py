@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.testing.samples import certificates, deceased
-from hub.store.models import AuditRow, OutboxRow
+from hub.store.models import AuditRow
 from hub.testing.plugin import wait_for
 
 #: A test service asking Health only (its definition is data, as every service is).
