@@ -15,6 +15,7 @@ In production each kind of part runs in its own processes (``hub worker``, ``hub
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import sys
@@ -23,7 +24,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from connectors.base import Connector
+import requests
+
+from connectors.base import Connector, ConnectorDeps
 from connectors.registry import AgencyConfig, build_connector, load_agencies
 from connectors.signing import MessageSigning
 from hub.cases.book import CaseBook, OpenedCase
@@ -156,19 +159,19 @@ class Hub:
         config = self.agencies.get(agency)
         if config is None:
             raise ConfigurationError(f"no agency named {agency!r}")
-        return build_connector(config, **self.connector_dependencies(agency))
+        return build_connector(config, self.connector_dependencies(agency))
 
-    def connector_dependencies(self, agency: str) -> dict[str, Any]:
+    def connector_dependencies(self, agency: str) -> ConnectorDeps:
         """What a connector of ``agency`` receives: the hub's identity, its message signing
-        (signing key and the trust store that verifies the agency's answers) and settings."""
-        dependencies = dict(node_id=self.settings.node_id, signing=self.signing,
-                            signer=self.keys.signer, trust=self.keys.trust,
-                            settings=self.settings)
+        (signing key, the trust store that verifies the agency's answers, replay protection)
+        and, when ``HUB_AGENCY_TLS`` covers the agency, its pinned mutual-TLS session."""
+        tls_session = None
         if self.settings.uses_agency_tls(agency):
-            dependencies["tls_session"] = lambda: self.agency_tls_session(agency)
-        return dependencies
+            tls_session = functools.partial(self.agency_tls_session, agency)
+        return ConnectorDeps(node_id=self.settings.node_id, signing=self.signing,
+                             tls_session=tls_session)
 
-    def agency_tls_session(self, agency: str) -> Any:
+    def agency_tls_session(self, agency: str) -> requests.Session:
         """A session speaking only pinned mutual TLS to ``agency``: the hub's TLS client
         certificate, our CA and CRL, and the agency's server key pinned
         (``HUB_AGENCY_<NAME>_TLS_PIN``; without one, the key of the agency's certificate in the
@@ -179,7 +182,7 @@ class Hub:
         return pinned_session(agency, pins, client_context(store.tls_files("hub", "tls-client")))
 
     @property
-    def signing(self) -> Any:
+    def signing(self) -> MessageSigning:
         """The hub's message signing (XML-DSig, JWS) over the keys loaded at start, with replay
         protection: ``HUB_REPLAY_WINDOW`` and the database's seen message ids."""
         if not hasattr(self, "_signing"):
