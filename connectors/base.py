@@ -136,7 +136,8 @@ class HttpConnector(Connector):
     #: The agency's operations by name (`connectors.rest.RestOperation`,
     #: `connectors.soap.SoapOperation`).
     operations: ClassVar[dict[str, Any]] = {}
-    _session: requests.Session | None = None
+    #: Opened by the subclass's `start` (`open_session`).
+    _session: requests.Session
 
     def open_session(self) -> requests.Session:
         """The session to the agency: pinned mutual TLS when the hub gives one, else a pooled
@@ -145,8 +146,9 @@ class HttpConnector(Connector):
                                  self.deps.tls_session)
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
+        session = getattr(self, "_session", None)  # None: never started
+        if session is not None:
+            session.close()
 
     def operation_of(self, envelope: Envelope) -> str:
         """The operation an envelope asks for; `UnknownRoute` when the agency has none."""
