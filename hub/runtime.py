@@ -29,10 +29,13 @@ import requests
 from connectors.base import Connector, ConnectorDeps
 from connectors.registry import AgencyConfig, build_connector, load_agencies
 from connectors.signing import MessageSigning
+from hub.appointments.book import AppointmentBook
 from hub.cases.book import CaseBook, OpenedCase
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.retention import RetentionSweeper
 from hub.cases.scheduler import Job, Scheduler
+from hub.cases.staff import StaffDesk
+from hub.cases.submissions import Submissions
 from hub.config import Settings
 from hub.delivery.broker import Broker, open_broker
 from hub.delivery.broker.topology import Topology
@@ -50,6 +53,7 @@ from hub.evidence.seen import StoreSeenIds, purge_seen
 from hub.evidence.verification import MessageVerifier
 from hub.keyset import HubKeys
 from hub.ops.observer import StoreObserver
+from hub.ops.queues import ManagementApi, QueueInspector
 from hub.services import ServiceCatalog
 from hub.store import Store
 from hub.store.attachments import AttachmentStore, open_cipher, purge_unclaimed_documents
@@ -100,7 +104,8 @@ class Hub:
         self.keys = keys or HubKeys.load(settings)
         self.store = store or Store.from_url(settings.database_url)
         #: Personal data is sealed with the data keys at every flush (`hub.store.privacy`).
-        self.store.privacy = Privacy.of(self.keys)
+        self.privacy = Privacy.of(self.keys)
+        self.store.privacy = self.privacy
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
             overrides=agency_overrides))
@@ -193,7 +198,45 @@ class Hub:
                 seen=StoreSeenIds(self.store))
         return self._signing
 
-    # -- use cases -----------------------------------------------------------------------------
+    # -- use cases: each receives the parts it uses, by name -----------------------------------
+
+    def submissions(self) -> Submissions:
+        """The applicant's use cases (submit, upload, track, answer, withdraw)."""
+        return Submissions(self.store, self.catalog, self.cases, self.audit, self.attachments,
+                           self.relay.wake, appointments=self.appointment_book())
+
+    def staff_desk(self) -> StaffDesk:
+        """The staff's use cases (their cases, moves, outcome documents)."""
+        return StaffDesk(self.store, self.catalog, self.cases, self.audit, self.attachments,
+                         self.relay.wake)
+
+    def appointment_book(self) -> AppointmentBook:
+        """Slots, bookings and the import of the legacy platform's bookings."""
+        return AppointmentBook(self.store, self.catalog, self.audit)
+
+    def deadline_sweeper(self) -> DeadlineSweeper:
+        """Applies the services' deadlines (``hub deadlines run``, the scheduler)."""
+        return DeadlineSweeper(self.store, self.catalog, self.cases, self.audit, self.relay.wake)
+
+    def retention_sweeper(self) -> RetentionSweeper:
+        """Anonymizes closed cases past their retention (``hub retention run``, the
+        scheduler)."""
+        return RetentionSweeper(self.store, self.catalog, self.audit, self.attachments,
+                                retention_for=self.settings.retention_for,
+                                message_retention_days=self.settings.message_retention_days)
+
+    def reencryption(self, *, batch: int = 200) -> Reencryption:
+        """Moves sealed rows and documents to the active data key (``hub keys rotate``)."""
+        return Reencryption(self.store, self.privacy, self.attachments, batch=batch)
+
+    def queue_inspector(self, *, ttl: float | None = None) -> QueueInspector:
+        """Figures of the topology's queues (console, ``/metrics``), cached ``ttl`` seconds
+        (default ``HUB_METRICS_CACHE_SECONDS``)."""
+        return QueueInspector(
+            self.store, self.topology, self.open_broker,
+            management=ManagementApi.for_settings(self.settings.broker_url,
+                                                  self.settings.rabbitmq_management_url),
+            ttl=self.settings.metrics_cache_seconds if ttl is None else ttl)
 
     def submit(self, service: str, data: dict[str, Any], *, actor: str = "applicant",
                language: str = "fr") -> OpenedCase:
@@ -243,7 +286,7 @@ class Hub:
         ])
 
     def _sweep_deadlines(self) -> None:
-        report = DeadlineSweeper(self).sweep()
+        report = self.deadline_sweeper().sweep()
         log.info("deadline sweep: %d moved, %d reminded, %d skipped", len(report.moved),
                  len(report.reminded), len(report.failed))
 
@@ -256,14 +299,14 @@ class Hub:
                  removed, forgotten)
 
     def _apply_retention(self) -> None:
-        report = RetentionSweeper(self).run()
+        report = self.retention_sweeper().run()
         log.info("retention: %d cases anonymized, %d skipped, %d messages purged",
                  len(report.anonymized), len(report.skipped), report.messages_purged)
 
     def _continue_reencryption(self) -> None:
         """Carry on a re-encryption a ``hub keys rotate`` left unfinished (keys are retired by
         the command only, which knows when every process has switched to the new key)."""
-        job = Reencryption(self)
+        job = self.reencryption()
         if any(job.pending().values()):
             report = job.run()
             log.info("re-encryption: %d rows moved, %d left", sum(report.moved.values()),

@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from hub.cases.book import find_case
-from hub.cases.deadlines import DeadlineSweeper
 from hub.clock import utcnow
 
 
@@ -57,7 +56,7 @@ class DaysPass:
     days: int
 
     def apply(self, world: Any, reference: str) -> None:
-        moved = DeadlineSweeper(world.hub).sweep(now=utcnow() + timedelta(days=self.days)).moved
+        moved = world.hub.deadline_sweeper().sweep(now=utcnow() + timedelta(days=self.days)).moved
         if reference not in moved:
             raise RuntimeError(f"{self.days} days later, no deadline moved {reference}")
 

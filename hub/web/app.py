@@ -24,9 +24,6 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from hub import errors
-from hub.appointments.book import AppointmentBook
-from hub.cases.staff import StaffDesk
-from hub.cases.submissions import Submissions
 from hub.evidence.audit.log import AuditRecord
 from hub.web import health
 from hub.web.admin import init_app as init_admin
@@ -89,9 +86,9 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
         return problem(500, "internal.unexpected", "unexpected error; it was logged with the"
                        " correlation id of this response")
 
-    book = AppointmentBook(hub)
-    app.extensions["hub.submissions"] = Submissions(hub, appointments=book)
-    app.extensions["hub.desk"] = StaffDesk(hub)
+    book = hub.appointment_book()
+    app.extensions["hub.submissions"] = hub.submissions()
+    app.extensions["hub.desk"] = hub.staff_desk()
     app.extensions["hub.appointments"] = book
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)

@@ -57,7 +57,7 @@ class HubCollector:
     def __init__(self, hub: Any, *, inspector: QueueInspector | None = None,
                  ttl: float | None = None) -> None:
         self.hub = hub
-        self.inspector = inspector or QueueInspector(hub, ttl=0)  # cached below, as a whole
+        self.inspector = inspector or hub.queue_inspector(ttl=0)  # cached below, as a whole
         self.ttl = hub.settings.metrics_cache_seconds if ttl is None else ttl
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None

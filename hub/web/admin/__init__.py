@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from hub.keyset import load_or_create_secret
-from hub.ops.queues import QueueInspector
 from hub.web.admin.api import blueprint as api
 from hub.web.admin.views import blueprint as console
 
@@ -29,6 +28,6 @@ def init_app(app: Any) -> None:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Strict")
     app.config.setdefault("SESSION_COOKIE_PATH", "/admin")
-    app.extensions["queue_inspector"] = QueueInspector(hub)
+    app.extensions["queue_inspector"] = hub.queue_inspector()
     app.register_blueprint(console)
     app.register_blueprint(api)
