@@ -19,8 +19,8 @@ from hub.cases.answers import queue_answer, request_of
 from hub.delivery.idempotency import mark_processed
 from hub.errors import BadAgencyReply, MalformedEnvelope, UnknownRoute, UnsupportedMediaType
 from hub.store.models import CaseRow, ExchangeRow
-from hub.web.inbound.agencies import (WAITING, AlreadyAnswered, _hub, agency_connector,
-                                      authenticate, check_fresh, verify_message)
+from hub.web.inbound.agencies import (WAITING, AlreadyAnswered, agency_connector,
+                                      authenticate, check_fresh, inbound, verify_message)
 
 
 def register(blueprint: Blueprint) -> None:
@@ -37,10 +37,10 @@ def health_clearance(exchange_id: str) -> tuple[Response, int]:
 
 
 def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[Response, int]:
-    hub = _hub()
+    parts = inbound()
     component = f"inbound.{agency}"
     raw = verified.payload
-    with hub.store.transaction() as session:
+    with parts.store.transaction() as session:
         check_fresh(session, agency, verified)
         exchange = session.scalars(select(ExchangeRow).where(ExchangeRow.id == exchange_id)
                                    .with_for_update()).first()
@@ -57,10 +57,10 @@ def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[R
         if reply.pending:
             raise MalformedEnvelope("a callback must carry a decision, not an acknowledgement")
         case = session.get(CaseRow, exchange.case_id)
-        answer = queue_answer(session, audit=hub.audit, seal=hub.seal,
-                              request=request_of(exchange, case, node_id=hub.settings.node_id),
+        answer = queue_answer(session, audit=parts.audit, seal=parts.seal,
+                              request=request_of(exchange, case, node_id=parts.node_id),
                               reply=reply, component=component)
-    hub.relay.wake()
+    parts.on_change()
     response = jsonify(status="queued", exchange=exchange_id, message_id=str(answer.id))
     response.headers["X-Road-Id"] = request.headers.get("X-Road-Id", "")
     response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")
