@@ -103,11 +103,11 @@ def signing() -> Any:
 def connector() -> Any:
     """One NARSA connector per worker thread (connectors are not shared between threads)."""
     if getattr(_local, "connector", None) is None:
+        from connectors.base import ConnectorDeps
         from connectors.registry import build_connector, load_agencies
 
         config = load_agencies(urls={"narsa": os.environ["HUB_AGENCY_NARSA_URL"]})["narsa"]
-        _local.connector = build_connector(config, node_id="MA/GOV/MAEC/ECONSULAT-HUB",
-                                           signing=signing())
+        _local.connector = build_connector(config, ConnectorDeps(signing=signing()))
         _local.connector.start()
     return _local.connector
 
@@ -118,10 +118,11 @@ def warm() -> None:
     tasks of a short run would pay for it."""
     from sqlalchemy import text
 
+    from connectors.base import ConnectorDeps
     from connectors.registry import build_connector, load_agencies
 
     config = load_agencies(urls={"narsa": os.environ["HUB_AGENCY_NARSA_URL"]})["narsa"]
-    probe = build_connector(config, node_id="MA/GOV/MAEC/ECONSULAT-HUB", signing=signing())
+    probe = build_connector(config, ConnectorDeps(signing=signing()))
     probe.start()
     probe.close()
     with engine().connect() as db:

@@ -22,7 +22,10 @@ import signal
 import sys
 import threading
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # each role imports what it runs, when it starts
+    from hub.runtime import Hub
 
 
 def _ready(detail: str = "") -> None:
@@ -74,7 +77,7 @@ def simulator(options: dict[str, Any]) -> None:
     _serve_wsgi(sim.app, int(options.get("threads", 4)), int(options.get("port", 0)))
 
 
-def _hub() -> Any:
+def _hub() -> Hub:
     from hub.config import Settings
     from hub.runtime import Hub
 

@@ -15,6 +15,10 @@ mapping files), signs and delivers it, verifies and parses the answer, and maps 
 Lifecycle: ``start()`` builds clients (once), ``send()`` is called many times, ``close()`` frees
 them; a connector is a context manager. Connectors are not shared between threads.
 
+A connector is built with its agency's `AgencyConfig` and a `ConnectorDeps` (the hub's node id,
+message signing, mutual-TLS session): ``NarsaConnector(config, ConnectorDeps(signing=signing))``.
+`HttpConnector` is what the REST and SOAP bases share (operations, the pooled session).
+
     >>> connector = MockConnector(lambda env: Reply(outcome="authentic"))
     >>> with connector:
     ...     connector.send(envelope).outcome
@@ -26,13 +30,37 @@ import abc
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from connectors.config import AgencyConfig
+from connectors.http import connector_session
+from hub.config import DEFAULT_NODE_ID
 from hub.envelope import Envelope
-from hub.errors import HubError
+from hub.errors import HubError, UnknownRoute
 
 if TYPE_CHECKING:
-    from connectors.registry import AgencyConfig
+    import requests
+
+    from connectors.signing import MessageSigning
+
+
+@dataclass(frozen=True)
+class ConnectorDeps:
+    """What a connector receives from the hub besides its agency's configuration.
+
+    Built by the composition root (`hub.runtime.Hub.connector_dependencies`); tests and the
+    conformance kit build one directly (``ConnectorDeps(node_id=NODE_ID, signing=signing)``).
+    Frozen: a connector reads its dependencies, it never swaps them.
+    """
+
+    #: The hub's X-Road client identifier (``HUB_NODE_ID``), sent in every request.
+    node_id: str = DEFAULT_NODE_ID
+    #: Message signing (XML-DSig, JWS) with replay protection; None: unsigned exchanges
+    #: (development without keys).
+    signing: MessageSigning | None = None
+    #: Opens the pinned mutual-TLS session to the agency (``HUB_AGENCY_TLS``); None: a plain
+    #: pooled session with the agency's own TLS options (`connectors.http.connector_session`).
+    tls_session: Callable[[], requests.Session] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,9 +97,14 @@ class Connector(abc.ABC):
     #: What the last `send` put on and took off the wire (None when the connector does not say).
     last_wire: WireStats | None = None
 
-    def __init__(self, config: "AgencyConfig", **dependencies: Any) -> None:
+    def __init__(self, config: AgencyConfig, deps: ConnectorDeps | None = None) -> None:
         self.config = config
-        self.dependencies = dependencies
+        self.deps = deps if deps is not None else ConnectorDeps()
+
+    @property
+    def node_id(self) -> str:
+        """The hub's X-Road client identifier, as this connector sends it."""
+        return self.deps.node_id
 
     @property
     def agency(self) -> str:
@@ -95,6 +128,39 @@ class Connector(abc.ABC):
         self.close()
 
 
+class HttpConnector(Connector):
+    """What the REST and SOAP connectors share: declared operations, named in the envelope's
+    schema (``<agency>.<operation>.request``), and one pooled HTTP session to the agency, opened
+    by `start` and closed by `close`."""
+
+    #: The agency's operations by name (`connectors.rest.RestOperation`,
+    #: `connectors.soap.SoapOperation`).
+    operations: ClassVar[dict[str, Any]] = {}
+    #: Opened by the subclass's `start` (`open_session`).
+    _session: requests.Session
+
+    def open_session(self) -> requests.Session:
+        """The session to the agency: pinned mutual TLS when the hub gives one, else a pooled
+        session with the agency's own TLS options."""
+        return connector_session(self.config.concurrency, self.config.options,
+                                 self.deps.tls_session)
+
+    def close(self) -> None:
+        session = getattr(self, "_session", None)  # None: never started
+        if session is not None:
+            session.close()
+
+    def operation_of(self, envelope: Envelope) -> str:
+        """The operation an envelope asks for; `UnknownRoute` when the agency has none."""
+        name = envelope.schema_ref.name
+        prefix, suffix = f"{self.agency}.", ".request"
+        if name.startswith(prefix) and name.endswith(suffix):
+            operation = name[len(prefix):-len(suffix)]
+            if operation in self.operations:
+                return operation
+        raise UnknownRoute(f"{self.agency} has no operation for schema {name!r}", schema=name)
+
+
 Handler = Callable[[Envelope], "Reply"]
 
 
@@ -106,10 +172,8 @@ class MockConnector(Connector):
     """
 
     def __init__(self, handler: Handler, agency: str = "mock",
-                 config: "AgencyConfig | None" = None) -> None:
+                 config: AgencyConfig | None = None) -> None:
         if config is None:
-            from connectors.registry import AgencyConfig
-
             config = AgencyConfig(name=agency, title=agency, protocol="rest",
                                   connector="connectors.base:MockConnector")
         super().__init__(config)

@@ -14,7 +14,7 @@ The HTTP status is left to the caller, whose protocol decides what a 500 means (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import requests
 import urllib3
@@ -53,13 +53,14 @@ def agency_session(concurrency: int = 4, *, verify: bool | str = True,
 
 
 def connector_session(concurrency: int, options: Mapping[str, object],
-                      dependencies: Mapping[str, object]) -> requests.Session:
+                      tls_session: Callable[[], requests.Session] | None = None
+                      ) -> requests.Session:
     """The session a connector talks to its agency with: pinned mutual TLS when the hub gives
-    one (dependency ``tls_session``, `hub.runtime.Hub.connector_dependencies`), else plain
-    `agency_session` with the agency's own TLS options."""
-    factory = dependencies.get("tls_session")
-    if callable(factory):
-        return factory()
+    one (`connectors.base.ConnectorDeps.tls_session`, from
+    `hub.runtime.Hub.connector_dependencies`), else plain `agency_session` with the agency's own
+    TLS options."""
+    if tls_session is not None:
+        return tls_session()
     return agency_session(concurrency, **tls_options(options))  # type: ignore[arg-type]
 
 

@@ -25,64 +25,16 @@ from __future__ import annotations
 import importlib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.base import Connector, ConnectorDeps
+from connectors.config import AgencyConfig, CircuitBreakerSettings, RetrySettings, validate_config
 from hub.errors import ConfigurationError
 
-
-class CircuitBreakerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    failure_threshold: int = Field(default=10, ge=1)
-    reset_timeout: float = Field(default=30.0, gt=0)
-
-
-class RetrySettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    base_delay: float = Field(default=1.0, gt=0)
-    max_delay: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1, le=50)
-    jitter: float = Field(default=0.5, ge=0, lt=1)
-
-
-class AgencyConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")
-    title: str
-    protocol: Literal["rest", "soap"]
-    connector: str
-    simulator: str | None = None
-    base_url: str = "http://127.0.0.1:8700"
-    timeout: float = Field(default=5.0, gt=0)
-    xroad_service: str = ""
-    retry: RetrySettings = RetrySettings()
-    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
-    concurrency: int = Field(default=4, ge=1, le=256)
-    #: Connector-specific settings (WSDL name, paths, callback URL...).
-    options: dict[str, Any] = Field(default_factory=dict)
-    #: Settings of the agency's simulator (e.g. Health's ``callback_delay``).
-    simulator_options: dict[str, Any] = Field(default_factory=dict)
-
-    def with_overrides(self, **changes: Any) -> "AgencyConfig":
-        data = self.model_dump()
-        for key, value in changes.items():
-            if isinstance(value, Mapping) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
-        return _validate(data, f"overrides of {self.name}")
-
-
-def _validate(data: Any, where: str) -> AgencyConfig:
-    try:
-        return AgencyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigurationError(f"invalid agency configuration in {where}: {exc}") from None
+__all__ = ["AgencyConfig", "CircuitBreakerSettings", "RetrySettings", "build_connector",
+           "import_object", "load_agencies", "packaged_agencies", "start_simulators"]
 
 
 def packaged_agencies() -> dict[str, AgencyConfig]:
@@ -92,7 +44,7 @@ def packaged_agencies() -> dict[str, AgencyConfig]:
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         spec = entry / "agency.yaml"
         if entry.is_dir() and spec.is_file():
-            config = _validate(yaml.safe_load(spec.read_text("utf-8")), str(spec))
+            config = validate_config(yaml.safe_load(spec.read_text("utf-8")), str(spec))
             found[config.name] = config
     return found
 
@@ -126,9 +78,13 @@ def import_object(path: str) -> Any:
         raise ConfigurationError(f"cannot import {path!r}: {exc}") from None
 
 
-def build_connector(config: AgencyConfig, **dependencies: Any) -> Any:
-    """Instantiate the agency's connector class with its config and dependencies."""
-    return import_object(config.connector)(config, **dependencies)
+def build_connector(config: AgencyConfig, deps: ConnectorDeps | None = None) -> Connector:
+    """Instantiate the agency's connector class (``connector:`` of its ``agency.yaml``) with its
+    config and what the hub gives it (`ConnectorDeps`; none: unsigned, default node id)."""
+    connector = import_object(config.connector)(config, deps)
+    if not isinstance(connector, Connector):
+        raise ConfigurationError(f"{config.connector} is not a connector")
+    return connector
 
 
 def start_simulators(agencies: Mapping[str, AgencyConfig], *, only: set[str] | None = None,

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from connectors.base import Connector, Reply, WireStats
-from connectors.http import Answer, connector_session, exchange
+from connectors.base import HttpConnector, Reply, WireStats
+from connectors.http import Answer, exchange
 from connectors.xml import request_hash
 from hub.envelope import Envelope, MAX_DEPTH, canonical_json, format_timestamp, parse_json
 from hub.errors import (AgencyRefusal, AgencyUnavailable, BadAgencyReply, HubError,
-                        MalformedEnvelope, SchemaViolation, UnknownRoute)
+                        MalformedEnvelope, SchemaViolation)
 from hub.mapping import Mapping
 from hub.schemas import openapi_validator, validate
 
@@ -43,12 +43,11 @@ class RestOperation:
     accepted_schema: str | None = None
 
 
-class RestConnector(Connector):
-    operations: dict[str, RestOperation] = {}
+class RestConnector(HttpConnector):
+    operations: ClassVar[dict[str, RestOperation]] = {}
 
     def start(self) -> None:
-        self._session = connector_session(self.config.concurrency, self.config.options,
-                                          self.dependencies)
+        self._session = self.open_session()
         openapi = self.config.options.get("openapi", f"v1/agencies/{self.agency}.openapi.yaml")
         self._openapi = openapi
         self._compiled: dict[str, tuple[RestOperation, Mapping, Mapping, Any, Any]] = {}
@@ -60,21 +59,6 @@ class RestConnector(Connector):
                 openapi_validator(openapi, op.request_schema),
                 openapi_validator(openapi, op.reply_schema),
             )
-        self.node_id = self.dependencies.get("node_id", "MA/GOV/MAEC/ECONSULAT-HUB")
-
-    def close(self) -> None:
-        session = getattr(self, "_session", None)
-        if session is not None:
-            session.close()
-
-    def operation_of(self, envelope: Envelope) -> str:
-        name = envelope.schema_ref.name
-        prefix, suffix = f"{self.agency}.", ".request"
-        if name.startswith(prefix) and name.endswith(suffix):
-            operation = name[len(prefix):-len(suffix)]
-            if operation in self._compiled:
-                return operation
-        raise UnknownRoute(f"{self.agency} has no operation for schema {name!r}", schema=name)
 
     def send(self, envelope: Envelope) -> Reply:
         operation = self.operation_of(envelope)
@@ -141,12 +125,12 @@ class RestConnector(Connector):
     def sign_request(self, body: bytes, envelope: Envelope) -> dict[str, str]:
         """Extra headers carrying the request's signature (detached JWS) when the hub has
         signing keys."""
-        signing = self.dependencies.get("signing")
+        signing = self.deps.signing
         return signing.sign_body(body, str(envelope.id)) if signing is not None else {}
 
     def verify_reply(self, response: Answer) -> bytes:
         """The verified answer body; raise `SecurityError` when it cannot be trusted."""
-        signing = self.dependencies.get("signing")
+        signing = self.deps.signing
         if signing is None:
             return response.content
         return signing.verify_body(response.headers, response.content, self.agency).payload

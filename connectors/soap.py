@@ -31,7 +31,7 @@ import datetime as dt
 import decimal
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import zeep
 import zeep.exceptions
@@ -39,14 +39,14 @@ import zeep.helpers
 from lxml import etree
 from zeep.transports import Transport
 
-from connectors.base import Connector, Reply, WireStats
-from connectors.http import Answer, connector_session, exchange
+from connectors.base import HttpConnector, Reply, WireStats
+from connectors.http import Answer, exchange
 from connectors.signing import replace_body
 from connectors.xml import (LOCAL_SCHEMAS, SOAP_ENV, XRoadHeader, body_of, local, parse_xml,
                             request_hash, serialize, to_dict, validate_xml, xml_schema)
 from hub.envelope import Envelope, format_timestamp
 from hub.errors import (AgencyRefusal, AgencyUnavailable, BadAgencyReply, ConfigurationError,
-                        HubError, SchemaViolation, UnknownRoute)
+                        HubError, SchemaViolation)
 from hub.mapping import Mapping
 from hub.schemas import read_resource
 
@@ -123,8 +123,8 @@ def plain(value: Any) -> Any:
     return value
 
 
-class SoapConnector(Connector):
-    operations: dict[str, SoapOperation] = {}
+class SoapConnector(HttpConnector):
+    operations: ClassVar[dict[str, SoapOperation]] = {}
     #: Fault codes (local part) that mean the agency refused on business grounds.
     refusal_codes: frozenset[str] = frozenset({"Client"})
 
@@ -132,7 +132,7 @@ class SoapConnector(Connector):
         options = self.config.options
         self._wsdl = str(options.get("wsdl", f"v1/agencies/{self.agency}.wsdl"))
         self._xsd = xml_schema(str(options.get("xsd", f"v1/agencies/{self.agency}.xsd")))
-        self._session = connector_session(self.config.concurrency, options, self.dependencies)
+        self._session = self.open_session()
         self._client = build_client(self._wsdl, self._session, self.config.timeout)
         binding = next(iter(self._client.wsdl.bindings))
         self._address = self.config.base_url.rstrip("/") + str(options.get("path", "/soap"))
@@ -144,21 +144,6 @@ class SoapConnector(Connector):
                 raise ConfigurationError(f"{self._wsdl} has no operation {op.soap_name}")
             self._compiled[name] = (op, Mapping.packaged(self.agency, f"{name}.request"),
                                     Mapping.packaged(self.agency, f"{name}.reply"))
-        self.node_id = self.dependencies.get("node_id", "MA/GOV/MAEC/ECONSULAT-HUB")
-
-    def close(self) -> None:
-        session = getattr(self, "_session", None)
-        if session is not None:
-            session.close()
-
-    def operation_of(self, envelope: Envelope) -> str:
-        name = envelope.schema_ref.name
-        prefix, suffix = f"{self.agency}.", ".request"
-        if name.startswith(prefix) and name.endswith(suffix):
-            operation = name[len(prefix):-len(suffix)]
-            if operation in self._compiled:
-                return operation
-        raise UnknownRoute(f"{self.agency} has no operation for schema {name!r}", schema=name)
 
     def header_for(self, op: SoapOperation, envelope: Envelope) -> XRoadHeader:
         service = "/".join(p for p in (self.config.xroad_service, op.service_code,
@@ -278,14 +263,14 @@ class SoapConnector(Connector):
 
     def sign_message(self, message: etree._Element, envelope: Envelope) -> etree._Element:
         """The SOAP message to send, signed (XML-DSig) when the hub has signing keys."""
-        signing = self.dependencies.get("signing")
+        signing = self.deps.signing
         return signing.sign_soap(message) if signing is not None else message
 
     def verify_reply(self, doc: etree._Element, answer: Answer) -> etree._Element:
         """The verified answer, whose Body is exactly what the agency signed; raises
         `SecurityError` when it cannot be trusted (signing on and the answer unsigned, tampered
         or signed by another party)."""
-        signing = self.dependencies.get("signing")
+        signing = self.deps.signing
         if signing is None:
             return doc
         verified = signing.verify_soap(answer.content, self.agency, answer=True)

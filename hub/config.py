@@ -18,6 +18,10 @@ from typing import Mapping
 
 from hub.errors import ConfigurationError
 
+#: The hub's X-Road client identifier (instance/class/member/subsystem) unless ``HUB_NODE_ID``
+#: names another; connectors built without one send it too.
+DEFAULT_NODE_ID = "MA/GOV/MAEC/ECONSULAT-HUB"
+
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(name)
@@ -140,7 +144,7 @@ class Settings:
     #: Prefix of every broker object (exchange, queues), so deployments and test runs don't collide.
     broker_namespace: str = "hub"
     #: Identity of this hub on the wire: the X-Road client id (instance/class/member/subsystem).
-    node_id: str = "MA/GOV/MAEC/ECONSULAT-HUB"
+    node_id: str = DEFAULT_NODE_ID
     max_message_bytes: int = 1024 * 1024
     #: Deliveries a consumer holds unacknowledged (the broker's prefetch window).
     prefetch: int = 64
@@ -257,7 +261,7 @@ class Settings:
             database_url=env.get("HUB_DATABASE_URL") or f"sqlite:///{data_dir / 'hub.db'}",
             keys_dir=Path(env.get("HUB_KEYS_DIR") or data_dir / "keys").expanduser(),
             broker_namespace=env.get("HUB_BROKER_NAMESPACE") or "hub",
-            node_id=env.get("HUB_NODE_ID") or "MA/GOV/MAEC/ECONSULAT-HUB",
+            node_id=env.get("HUB_NODE_ID") or DEFAULT_NODE_ID,
             max_message_bytes=_int(env, "HUB_MAX_MESSAGE_BYTES", 1024 * 1024, minimum=1024),
             prefetch=_int(env, "HUB_PREFETCH", 64, minimum=1),
             consumer_batch=_int(env, "HUB_CONSUMER_BATCH", 32, minimum=1),

@@ -15,6 +15,7 @@ In production each kind of part runs in its own processes (``hub worker``, ``hub
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import sys
@@ -23,13 +24,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from connectors.base import Connector
+import requests
+
+from connectors.base import Connector, ConnectorDeps
 from connectors.registry import AgencyConfig, build_connector, load_agencies
 from connectors.signing import MessageSigning
+from hub.appointments.book import AppointmentBook
 from hub.cases.book import CaseBook, OpenedCase
 from hub.cases.deadlines import DeadlineSweeper
 from hub.cases.retention import RetentionSweeper
 from hub.cases.scheduler import Job, Scheduler
+from hub.cases.staff import StaffDesk
+from hub.cases.submissions import Submissions
 from hub.config import Settings
 from hub.delivery.broker import Broker, open_broker
 from hub.delivery.broker.topology import Topology
@@ -48,6 +54,7 @@ from hub.evidence.verification import MessageVerifier
 from hub.delivery.redrive import Redriver
 from hub.keyset import HubKeys
 from hub.ops.observer import StoreObserver
+from hub.ops.queues import ManagementApi, QueueInspector
 from hub.services import ServiceCatalog
 from hub.store import Store
 from hub.store.group import GroupCommit
@@ -99,7 +106,8 @@ class Hub:
         self.keys = keys or HubKeys.load(settings)
         self.store = store or Store.from_url(settings.database_url)
         #: Personal data is sealed with the data keys at every flush (`hub.store.privacy`).
-        self.store.privacy = Privacy.of(self.keys)
+        self.privacy = Privacy.of(self.keys)
+        self.store.privacy = self.privacy
         self.agencies = dict(agencies or load_agencies(
             overrides_file=settings.agencies_file, urls=settings.agency_urls,
             overrides=agency_overrides))
@@ -160,19 +168,19 @@ class Hub:
         config = self.agencies.get(agency)
         if config is None:
             raise ConfigurationError(f"no agency named {agency!r}")
-        return build_connector(config, **self.connector_dependencies(agency))
+        return build_connector(config, self.connector_dependencies(agency))
 
-    def connector_dependencies(self, agency: str) -> dict[str, Any]:
+    def connector_dependencies(self, agency: str) -> ConnectorDeps:
         """What a connector of ``agency`` receives: the hub's identity, its message signing
-        (signing key and the trust store that verifies the agency's answers) and settings."""
-        dependencies = dict(node_id=self.settings.node_id, signing=self.signing,
-                            signer=self.keys.signer, trust=self.keys.trust,
-                            settings=self.settings)
+        (signing key, the trust store that verifies the agency's answers, replay protection)
+        and, when ``HUB_AGENCY_TLS`` covers the agency, its pinned mutual-TLS session."""
+        tls_session = None
         if self.settings.uses_agency_tls(agency):
-            dependencies["tls_session"] = lambda: self.agency_tls_session(agency)
-        return dependencies
+            tls_session = functools.partial(self.agency_tls_session, agency)
+        return ConnectorDeps(node_id=self.settings.node_id, signing=self.signing,
+                             tls_session=tls_session)
 
-    def agency_tls_session(self, agency: str) -> Any:
+    def agency_tls_session(self, agency: str) -> requests.Session:
         """A session speaking only pinned mutual TLS to ``agency``: the hub's TLS client
         certificate, our CA and CRL, and the agency's server key pinned
         (``HUB_AGENCY_<NAME>_TLS_PIN``; without one, the key of the agency's certificate in the
@@ -183,7 +191,7 @@ class Hub:
         return pinned_session(agency, pins, client_context(store.tls_files("hub", "tls-client")))
 
     @property
-    def signing(self) -> Any:
+    def signing(self) -> MessageSigning:
         """The hub's message signing (XML-DSig, JWS) over the keys loaded at start, with replay
         protection: ``HUB_REPLAY_WINDOW`` and the database's seen message ids."""
         if not hasattr(self, "_signing"):
@@ -194,7 +202,46 @@ class Hub:
                 seen=StoreSeenIds(self.store))
         return self._signing
 
-    # -- use cases -----------------------------------------------------------------------------
+    # -- use cases: each receives the parts it uses, by name -----------------------------------
+
+    def submissions(self) -> Submissions:
+        """The applicant's use cases (submit, upload, track, answer, withdraw)."""
+        return Submissions(self.store, self.catalog, self.cases, self.audit, self.attachments,
+                           self.relay.wake, appointments=self.appointment_book(),
+                           commits=self.intake_commits)
+
+    def staff_desk(self) -> StaffDesk:
+        """The staff's use cases (their cases, moves, outcome documents)."""
+        return StaffDesk(self.store, self.catalog, self.cases, self.audit, self.attachments,
+                         self.relay.wake)
+
+    def appointment_book(self) -> AppointmentBook:
+        """Slots, bookings and the import of the legacy platform's bookings."""
+        return AppointmentBook(self.store, self.catalog, self.audit)
+
+    def deadline_sweeper(self) -> DeadlineSweeper:
+        """Applies the services' deadlines (``hub deadlines run``, the scheduler)."""
+        return DeadlineSweeper(self.store, self.catalog, self.cases, self.audit, self.relay.wake)
+
+    def retention_sweeper(self) -> RetentionSweeper:
+        """Anonymizes closed cases past their retention (``hub retention run``, the
+        scheduler)."""
+        return RetentionSweeper(self.store, self.catalog, self.audit, self.attachments,
+                                retention_for=self.settings.retention_for,
+                                message_retention_days=self.settings.message_retention_days)
+
+    def reencryption(self, *, batch: int = 200) -> Reencryption:
+        """Moves sealed rows and documents to the active data key (``hub keys rotate``)."""
+        return Reencryption(self.store, self.privacy, self.attachments, batch=batch)
+
+    def queue_inspector(self, *, ttl: float | None = None) -> QueueInspector:
+        """Figures of the topology's queues (console, ``/metrics``), cached ``ttl`` seconds
+        (default ``HUB_METRICS_CACHE_SECONDS``)."""
+        return QueueInspector(
+            self.store, self.topology, self.open_broker,
+            management=ManagementApi.for_settings(self.settings.broker_url,
+                                                  self.settings.rabbitmq_management_url),
+            ttl=self.settings.metrics_cache_seconds if ttl is None else ttl)
 
     def submit(self, service: str, data: dict[str, Any], *, actor: str = "applicant",
                language: str = "fr") -> OpenedCase:
@@ -260,7 +307,7 @@ class Hub:
         ])
 
     def _sweep_deadlines(self) -> None:
-        report = DeadlineSweeper(self).sweep()
+        report = self.deadline_sweeper().sweep()
         log.info("deadline sweep: %d moved, %d reminded, %d skipped", len(report.moved),
                  len(report.reminded), len(report.failed))
 
@@ -273,14 +320,14 @@ class Hub:
                  removed, forgotten)
 
     def _apply_retention(self) -> None:
-        report = RetentionSweeper(self).run()
+        report = self.retention_sweeper().run()
         log.info("retention: %d cases anonymized, %d skipped, %d messages purged",
                  len(report.anonymized), len(report.skipped), report.messages_purged)
 
     def _continue_reencryption(self) -> None:
         """Carry on a re-encryption a ``hub keys rotate`` left unfinished (keys are retired by
         the command only, which knows when every process has switched to the new key)."""
-        job = Reencryption(self)
+        job = self.reencryption()
         if any(job.pending().values()):
             report = job.run()
             log.info("re-encryption: %d rows moved, %d left", sum(report.moved.values()),

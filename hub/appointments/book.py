@@ -1,13 +1,13 @@
 """Appointments: slots per post and service, bookings linked to cases, and the migration of the
 legacy appointment-booking platform.
 
-    book = AppointmentBook(hub)
+    book = hub.appointment_book()                # built by `hub.runtime.Hub`
     book.open_slots(staff, post="ES-MAD", service="consular_registration_new",
                     first=datetime(2027, 1, 4, 9, tzinfo=madrid), count=12, every=20, capacity=2)
     book.available(post="ES-MAD", service="consular_registration_new")   # free places
     book.book(reference, secret, slot_id)       # one active booking per case; rebooking moves it
     book.cancel(reference, secret)
-    report = import_legacy(hub, csv_text)        # imported / already imported / rejected (why)
+    report = book.import_legacy(csv_text)        # imported / already imported / rejected (why)
 
 A slot never holds more bookings than its capacity: the slot row is locked while counting. A
 case books only a slot of its own post and service, and only for a service whose guide says an
@@ -43,7 +43,9 @@ from hub.errors import (
     UnknownRoute,
     UnknownService,
 )
-from hub.evidence.audit.log import AuditRecord
+from hub.evidence.audit.log import AuditLog, AuditRecord
+from hub.services import ServiceCatalog
+from hub.store import Store
 from hub.store.models import BookingRow, CaseRow, SlotRow, utcnow
 
 MAX_SLOTS_PER_CALL = 500
@@ -69,8 +71,13 @@ class Slot:
 
 
 class AppointmentBook:
-    def __init__(self, hub: Any) -> None:
-        self.hub = hub
+    """Slots and bookings in ``store``, for the services of ``catalog`` whose guide offers an
+    appointment; every booking, cancellation and import is recorded in ``audit``."""
+
+    def __init__(self, store: Store, catalog: ServiceCatalog, audit: AuditLog) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.audit = audit
 
     # -- slots ---------------------------------------------------------------------------------
 
@@ -84,7 +91,7 @@ class AppointmentBook:
         if get_post(post) is None:
             errors.append({"field": "post", "code": "unknown_post", "message": "no such post"})
         try:
-            definition = self.hub.catalog.get(service)
+            definition = self.catalog.get(service)
             if definition.guide is None or definition.guide.appointment == "none":
                 errors.append({"field": "service", "code": "enum",
                                "message": "this service needs no appointment"})
@@ -98,7 +105,7 @@ class AppointmentBook:
             raise SchemaViolation("cannot open these slots", errors=errors)
         first = aware(first)
         created = []
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             for n in range(count):
                 starts_at = first + timedelta(minutes=every * n)
                 existing = session.scalars(select(SlotRow).where(
@@ -116,7 +123,7 @@ class AppointmentBook:
                   limit: int = 200) -> list[Slot]:
         """Future slots of a post and service with at least one free place."""
         since = aware(since or utcnow())
-        with self.hub.store.session() as session:
+        with self.store.session() as session:
             booked = (select(BookingRow.slot_id, func.count().label("n"))
                       .where(BookingRow.status == "booked").group_by(BookingRow.slot_id)
                       .subquery())
@@ -160,9 +167,9 @@ class AppointmentBook:
     def book(self, reference: str, secret: str, slot_id: int) -> Slot:
         """Book ``slot_id`` for the case; an earlier booking of the case is cancelled in the
         same transaction (rebooking)."""
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, reference, secret)
-            definition = self.hub.catalog.get(case.service)
+            definition = self.catalog.get(case.service)
             if definition.is_final(case.status):
                 raise IllegalTransition(f"case {case.reference} is closed", current=case.status)
             if definition.guide is None or definition.guide.appointment == "none":
@@ -187,7 +194,7 @@ class AppointmentBook:
             session.add(BookingRow(id=str(uuid.uuid4()), slot_id=slot.id, case_id=case.id,
                                    status="booked", source="portal", holder={},
                                    booked_at=utcnow()))
-            self.hub.audit.append(session, AuditRecord(
+            self.audit.append(session, AuditRecord(
                 action="booked", actor="applicant", component="appointments",
                 correlation_id=case.reference,
                 details={"slot": slot.id, "starts_at": aware(slot.starts_at).isoformat()}))
@@ -195,13 +202,13 @@ class AppointmentBook:
             return self._slot(session, slot)
 
     def cancel(self, reference: str, secret: str) -> None:
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, reference, secret)
             current = self.current(session, case.id)
             if current is None:
                 raise UnknownRoute("this case has no appointment", code="appointment.none")
             current[0].status, current[0].cancelled_at = "cancelled", utcnow()
-            self.hub.audit.append(session, AuditRecord(
+            self.audit.append(session, AuditRecord(
                 action="cancelled", actor="applicant", component="appointments",
                 correlation_id=case.reference, details={"slot": current[1].id}))
 
@@ -210,6 +217,36 @@ class AppointmentBook:
             BookingRow.slot_id == slot.id, BookingRow.status == "booked"))
         return Slot(slot.id, slot.post, slot.service, aware(slot.starts_at), slot.minutes,
                     slot.capacity, slot.capacity - taken)
+
+    def import_legacy(self, text: str, *, now: datetime | None = None,
+                      dry_run: bool = False) -> ImportReport:
+        """Import the legacy platform's bookings (CSV with `LEGACY_COLUMNS`), in one
+        transaction.
+
+        Rows already imported (same ``booking_id``) are reported and left alone, so the import
+        can run again after fixing the rejected rows; each rejected row is reported with its
+        line number and every reason. ``dry_run`` checks everything and writes nothing."""
+        now = aware(now or utcnow())
+        report = ImportReport()
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        missing = [c for c in LEGACY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SchemaViolation(f"the file lacks columns {', '.join(missing)}", errors=[
+                {"field": c, "code": "required", "message": "column missing"} for c in missing])
+        seen: set[str] = set()
+        try:
+            with self.store.transaction() as session:
+                _import_rows(self.catalog, session, reader, now, report, seen)
+                if dry_run:
+                    raise _DryRun
+                self.audit.append(session, AuditRecord(
+                    action="imported", actor="operator", component="appointments",
+                    details={"imported": len(report.imported),
+                             "already_imported": len(report.already_imported),
+                             "rejected": len(report.rejected)}))
+        except _DryRun:
+            pass  # everything checked, nothing written
+        return report
 
 
 # -- the legacy platform -----------------------------------------------------------------------
@@ -255,7 +292,7 @@ def _parse_time(text: str) -> time | None:
         return None
 
 
-def _check_row(row: Mapping[str, str], hub: Any, now: datetime
+def _check_row(row: Mapping[str, str], catalog: ServiceCatalog, now: datetime
                ) -> tuple[list[str], dict[str, Any]]:
     """Problems with one legacy row, and what it means when there are none."""
     problems: list[str] = []
@@ -271,7 +308,7 @@ def _check_row(row: Mapping[str, str], hub: Any, now: datetime
     service = legacy_services().get(value["service"].upper(), value["service"])
     if value["service"]:
         try:
-            hub.catalog.get(service)
+            catalog.get(service)
         except UnknownService:
             problems.append(f"unknown or unavailable service {value['service']!r}")
     day = _parse_date(value["date"]) if value["date"] else None
@@ -295,45 +332,15 @@ def _check_row(row: Mapping[str, str], hub: Any, now: datetime
     return problems, {**value, "service": service, "starts_at": starts_at, "status": status}
 
 
-def import_legacy(hub: Any, text: str, *, now: datetime | None = None,
-                  dry_run: bool = False) -> ImportReport:
-    """Import the legacy platform's bookings (CSV with `LEGACY_COLUMNS`), in one transaction.
-
-    Rows already imported (same ``booking_id``) are reported and left alone, so the import can
-    run again after fixing the rejected rows; each rejected row is reported with its line
-    number and every reason. ``dry_run`` checks everything and writes nothing."""
-    now = aware(now or utcnow())
-    report = ImportReport()
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = [c for c in LEGACY_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise SchemaViolation(f"the file lacks columns {', '.join(missing)}", errors=[
-            {"field": c, "code": "required", "message": "column missing"} for c in missing])
-    seen: set[str] = set()
-    try:
-        with hub.store.transaction() as session:
-            _import_rows(hub, session, reader, now, report, seen)
-            if dry_run:
-                raise _DryRun
-            hub.audit.append(session, AuditRecord(
-                action="imported", actor="operator", component="appointments",
-                details={"imported": len(report.imported),
-                         "already_imported": len(report.already_imported),
-                         "rejected": len(report.rejected)}))
-    except _DryRun:
-        pass  # everything checked, nothing written
-    return report
-
-
 class _DryRun(Exception):
     """Rolls the import's transaction back after a complete check."""
 
 
-def _import_rows(hub: Any, session: Session, reader: csv.DictReader, now: datetime,
-                 report: ImportReport, seen: set[str]) -> None:
+def _import_rows(catalog: ServiceCatalog, session: Session, reader: csv.DictReader,
+                 now: datetime, report: ImportReport, seen: set[str]) -> None:
     """Check each row, report it, and import it if it is good and new."""
     for line, row in enumerate(reader, start=2):
-        problems, value = _check_row(row, hub, now)
+        problems, value = _check_row(row, catalog, now)
         booking_id = value["booking_id"]
         if booking_id in seen:
             problems.append("booking_id appears twice in the file")

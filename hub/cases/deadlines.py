@@ -11,7 +11,7 @@ one bad case cannot block the others. It is idempotent: a moved case is no longe
 a reminder is unique per case and key; running it twice, or from two processes, changes
 nothing more. The hub's scheduler (`hub.cases.scheduler`) runs it every few minutes::
 
-    DeadlineSweeper(hub).sweep(now=datetime(2029, 3, 2, tzinfo=timezone.utc))   # once, e.g. cron
+    hub.deadline_sweeper().sweep(now=datetime(2029, 3, 2, tzinfo=timezone.utc))  # once, e.g. cron
 """
 from __future__ import annotations
 
@@ -19,17 +19,19 @@ import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub.cases.book import CaseBook
 from hub.clock import aware
-from hub.evidence.audit.log import AuditRecord
+from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.errors import HubError
 from hub.mapping import set_path
-from hub.services import Deadline, ServiceDefinition
+from hub.services import Deadline, ServiceCatalog, ServiceDefinition
+from hub.store import Store
 from hub.store.models import CaseEvent, CaseRow, NotificationRow, utcnow
 
 log = logging.getLogger(__name__)
@@ -90,14 +92,24 @@ class SweepReport:
 
 
 class DeadlineSweeper:
-    def __init__(self, hub: Any) -> None:
-        self.hub = hub
+    """Applies the deadlines of the ``catalog``'s services to the cases in ``store``: moves go
+    through ``cases`` (the state machine, its audit and outbox), reminders are recorded in
+    ``audit``; ``on_change`` is called once a sweep has moved a case (the relay then sends what
+    the moves queued at once rather than at its next poll)."""
+
+    def __init__(self, store: Store, catalog: ServiceCatalog, cases: CaseBook, audit: AuditLog,
+                 on_change: Callable[[], None]) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.cases = cases
+        self.audit = audit
+        self.on_change = on_change
 
     def _candidates(self, session: Session) -> list[tuple[str, str]]:
         """(case id, reference) of cases in a status that has a deadline."""
         conditions = [and_(CaseRow.service == d.name,
                            CaseRow.status.in_({x.status for x in d.deadlines}))
-                      for d in self.hub.catalog if d.deadlines]
+                      for d in self.catalog if d.deadlines]
         if not conditions:
             return []
         return [(row.id, row.reference) for row in session.execute(
@@ -106,11 +118,11 @@ class DeadlineSweeper:
     def sweep(self, now: datetime | None = None) -> SweepReport:
         now = aware(now or utcnow())
         report = SweepReport()
-        with self.hub.store.session() as session:
+        with self.store.session() as session:
             candidates = self._candidates(session)
         for case_id, reference in candidates:
             try:
-                with self.hub.store.transaction() as session:
+                with self.store.transaction() as session:
                     self._apply(session, case_id, now, report)
             except (HubError, IntegrityError) as exc:
                 # Another sweep got there first, or the case changed meanwhile: the next sweep
@@ -119,14 +131,14 @@ class DeadlineSweeper:
                             extra={"correlation_id": reference})
                 report.failed.append(reference)
         if report.moved:
-            self.hub.relay.wake()
+            self.on_change()
         return report
 
     def _apply(self, session: Session, case_id: str, now: datetime,
                report: SweepReport) -> None:
         case = session.scalars(select(CaseRow).where(CaseRow.id == case_id)
                                .with_for_update()).one()
-        definition = self.hub.catalog.get(case.service)
+        definition = self.catalog.get(case.service)
         entered = session.scalars(select(CaseEvent.at).where(
             CaseEvent.case_id == case.id, CaseEvent.to_status == case.status)
             .order_by(CaseEvent.id.desc()).limit(1)).first()
@@ -134,7 +146,7 @@ class DeadlineSweeper:
             return
         for item in due(definition, case.status, entered, now, case.reference):
             if item.days_before is None:
-                self.hub.cases.transition(
+                self.cases.transition(
                     session, case, item.deadline.to, role="hub", actor="hub:deadlines",
                     reason=item.deadline.reason or f"deadline_{item.deadline.status}",
                     updates=recorded_updates(case.data, item) or None)
@@ -152,7 +164,7 @@ class DeadlineSweeper:
             details={"status": item.deadline.status, "to": item.deadline.to,
                      "due_at": item.due_at.isoformat(), "days_before": item.days_before},
             created_at=utcnow()))
-        self.hub.audit.append(session, AuditRecord(
+        self.audit.append(session, AuditRecord(
             action="reminded", actor="hub:deadlines", component="deadlines",
             correlation_id=case.reference,
             details={"status": item.deadline.status, "due_at": item.due_at.isoformat(),

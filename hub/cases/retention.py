@@ -30,16 +30,19 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.evidence.audit.log import AuditRecord
+from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.clock import aware
 from hub.envelope import canonical_json
 from hub.errors import HubError
+from hub.services import ServiceCatalog
+from hub.store import Store
+from hub.store.attachments import AttachmentStore
 from hub.store.models import (AttachmentRow, AuditRow, BookingRow, CaseEvent, CaseRow,
                               DeadLetterRow, ExchangeRow, OutboxRow, utcnow)
 
@@ -83,13 +86,26 @@ class RetentionReport:
 
 
 class RetentionSweeper:
-    def __init__(self, hub: Any) -> None:
-        self.hub = hub
+    """Anonymizes the expired cases of ``store``: ``catalog`` says which statuses are final,
+    ``retention_for(service)`` how many days a closed case of the service is kept
+    (`hub.config.Settings.retention_for`), ``message_retention_days`` how long sent messages and
+    settled dead letters are; documents go from ``attachments``, each run leaves its trail in
+    ``audit``."""
+
+    def __init__(self, store: Store, catalog: ServiceCatalog, audit: AuditLog,
+                 attachments: AttachmentStore, *, retention_for: Callable[[str], int],
+                 message_retention_days: int) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.audit = audit
+        self.attachments = attachments
+        self.retention_for = retention_for
+        self.message_retention_days = message_retention_days
 
     def expired(self, now: datetime | None = None) -> list[Expired]:
         """Closed, not yet anonymized cases whose retention is over at ``now``."""
         now = aware(now or utcnow())
-        finals = {d.name: {s for s in d.states if d.is_final(s)} for d in self.hub.catalog}
+        finals = {d.name: {s for s in d.states if d.is_final(s)} for d in self.catalog}
         conditions = [and_(CaseRow.service == name, CaseRow.status.in_(statuses))
                       for name, statuses in finals.items() if statuses]
         if not conditions:
@@ -105,10 +121,10 @@ class RetentionSweeper:
                  .where(CaseRow.anonymized_at.is_(None), or_(*conditions))
                  .order_by(closed.c.closed_at))
         found = []
-        with self.hub.store.session() as session:
+        with self.store.session() as session:
             for case_id, reference, service, status, closed_at in session.execute(query):
                 item = Expired(case_id, reference, service, status, aware(closed_at),
-                               self.hub.settings.retention_for(service))
+                               self.retention_for(service))
                 if item.due_at <= now:
                     found.append(item)
         return found
@@ -121,7 +137,7 @@ class RetentionSweeper:
                 report.anonymized.append(item)
                 continue
             try:
-                with self.hub.store.transaction() as session:
+                with self.store.transaction() as session:
                     files = self._anonymize(session, item, now)
             except (HubError, IntegrityError) as exc:
                 log.warning("retention skipped %s: %s", item.reference, exc,
@@ -129,7 +145,7 @@ class RetentionSweeper:
                 report.skipped.append(item.reference)
                 continue
             report.anonymized.append(item)
-            report.documents_removed += self.hub.attachments.remove(files)
+            report.documents_removed += self.attachments.remove(files)
         if not dry_run:
             report.messages_purged = self._purge_messages(now)
         return report
@@ -148,7 +164,7 @@ class RetentionSweeper:
                 exchange.reply = None
         for booking in session.scalars(select(BookingRow).where(BookingRow.case_id == case.id)):
             booking.holder = {}
-        files = [self.hub.attachments.delete(session, row) for row in session.scalars(
+        files = [self.attachments.delete(session, row) for row in session.scalars(
             select(AttachmentRow).where(AttachmentRow.case_id == case.id))]
         # The case's messages: requests are its exchanges, replies are named by its audit trail.
         message_ids = set(session.scalars(select(ExchangeRow.id).where(
@@ -161,7 +177,7 @@ class RetentionSweeper:
                                 OutboxRow.sent_at.is_not(None))
         messages += _deleted(session, DeadLetterRow,
                              DeadLetterRow.correlation_id == case.reference)
-        self.hub.audit.append(session, AuditRecord(
+        self.audit.append(session, AuditRecord(
             action="anonymized", actor="hub:retention", component="retention",
             correlation_id=case.reference, digest=destroyed, outcome=case.status,
             details={"service": case.service, "retention_days": item.retention_days,
@@ -171,15 +187,15 @@ class RetentionSweeper:
 
     def _purge_messages(self, now: datetime) -> int:
         """Sent outbox rows and settled dead letters older than the message retention."""
-        cutoff = now - timedelta(days=self.hub.settings.message_retention_days)
-        with self.hub.store.transaction() as session:
+        cutoff = now - timedelta(days=self.message_retention_days)
+        with self.store.transaction() as session:
             purged = _deleted(session, OutboxRow, OutboxRow.sent_at.is_not(None),
                               OutboxRow.sent_at < cutoff)
             purged += _deleted(session, DeadLetterRow,
                                DeadLetterRow.status.in_(("replayed", "discarded")),
                                DeadLetterRow.recorded_at < cutoff)
             if purged:
-                self.hub.audit.append(session, AuditRecord(
+                self.audit.append(session, AuditRecord(
                     action="purged", actor="hub:retention", component="retention",
                     details={"messages": purged, "before": cutoff.isoformat()}))
         return purged

@@ -11,19 +11,21 @@ machine does not allow, `SchemaViolation` for a move missing its data.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.cases.access import Principal
-from hub.cases.book import find_case
+from hub.cases.book import CaseBook, find_case
 from hub.cases.references import reference_is_well_formed
 from hub.cases.submissions import deep_merge
 from hub.errors import (AccessDenied, IllegalTransition, SchemaViolation, UnknownRoute,
                         UnknownService, UnsupportedMediaType)
-from hub.evidence.audit.log import AuditRecord
-from hub.store.attachments import StoredDocument
+from hub.evidence.audit.log import AuditLog, AuditRecord
+from hub.services import ServiceCatalog
+from hub.store import Store
+from hub.store.attachments import AttachmentStore, StoredDocument
 from hub.store.models import AttachmentRow, CaseEvent, CaseRow, ExchangeRow
 
 
@@ -38,8 +40,19 @@ MAX_OFFSET = 1_000_000
 
 
 class StaffDesk:
-    def __init__(self, hub: Any) -> None:
-        self.hub = hub
+    """The staff's use cases over the cases in ``store``: ``catalog`` defines the services and
+    their moves, ``cases`` applies them (state machine, outbox), ``attachments`` holds the
+    documents, ``audit`` records every read and write; ``on_change`` is called once a move
+    queued messages (the relay sends them at once rather than at its next poll)."""
+
+    def __init__(self, store: Store, catalog: ServiceCatalog, cases: CaseBook, audit: AuditLog,
+                 attachments: AttachmentStore, on_change: Callable[[], None]) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.cases = cases
+        self.audit = audit
+        self.attachments = attachments
+        self.on_change = on_change
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -57,7 +70,7 @@ class StaffDesk:
         if service:
             query = query.where(CaseRow.service == service)
         query = query.limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
-        with self.hub.store.session() as session:
+        with self.store.session() as session:
             cases = list(session.scalars(query))
             awaiting = self._awaiting(session, cases)
             return [self._summary(case, awaiting.get(case.id, [])) for case in cases]
@@ -77,7 +90,7 @@ class StaffDesk:
 
     def _summary(self, case: CaseRow, awaiting: list[str]) -> dict[str, Any]:
         try:
-            final: bool | None = self.hub.catalog.get(case.service).is_final(case.status)
+            final: bool | None = self.catalog.get(case.service).is_final(case.status)
         except UnknownService:  # a service no longer offered: its cases stay readable
             final = None
         return {"reference": case.reference, "service": case.service, "post": case.post,
@@ -100,12 +113,12 @@ class StaffDesk:
     def case(self, principal: Principal, reference: str) -> dict[str, Any]:
         """The case as the caller may see it: status and history for everyone in scope; the
         request, agency answers and documents for those who may read contents (audited)."""
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, principal, reference)
             return self._detail(session, principal, case)
 
     def _detail(self, session: Session, principal: Principal, case: CaseRow) -> dict[str, Any]:
-        definition = self.hub.catalog.get(case.service)
+        definition = self.catalog.get(case.service)
         events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                  .order_by(CaseEvent.id))
         exchanges = list(session.scalars(select(ExchangeRow).where(
@@ -131,10 +144,10 @@ class StaffDesk:
                 documents=[{"reference": a.id, "field": a.field, "kind": a.kind,
                             "content_type": a.content_type, "size": a.size,
                             "sha256": a.sha256, "created_at": a.created_at.isoformat()}
-                           for a in self.hub.attachments.for_case(session, case.id)])
+                           for a in self.attachments.for_case(session, case.id)])
         # Every read of a case by a person is audited, the status-only reads of the call
         # centre too; ``view`` says how much was seen.
-        self.hub.audit.append(session, AuditRecord(
+        self.audit.append(session, AuditRecord(
             action="viewed", actor=f"{principal.role}:{principal.subject}",
             component="backoffice", correlation_id=case.reference,
             details={"view": "contents" if detail["contents"] else "status"}))
@@ -147,8 +160,8 @@ class StaffDesk:
         """Store a signed outcome document (PDF) for a later move; not yet bound to a case."""
         if principal.role not in ("post_staff", "central"):
             raise AccessDenied(f"role {principal.role} may not issue documents")
-        with self.hub.store.transaction() as session:
-            row = self.hub.attachments.put(session, content, declared_type=declared_type,
+        with self.store.transaction() as session:
+            row = self.attachments.put(session, content, declared_type=declared_type,
                                            uploaded_by=f"{principal.role}:{principal.subject}",
                                            kind="outcome")
             if row.content_type != "application/pdf":
@@ -163,13 +176,13 @@ class StaffDesk:
         """Move the case to ``to`` as staff, recording ``updates`` and binding the outcome
         document, in one transaction. ``expected`` is the status the caller decided on (a page
         shown earlier): if the case has moved since, nothing changes (409, ``case.stale``)."""
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, principal, reference, change=True)
             if expected is not None and case.status != expected:
                 raise IllegalTransition(
                     f"case {case.reference} is {case.status} now, not {expected}",
                     code="case.stale", current=case.status, requested=to)
-            definition = self.hub.catalog.get(case.service)
+            definition = self.catalog.get(case.service)
             if to not in definition.next_statuses(case.status, "staff"):
                 raise IllegalTransition(
                     f"case {case.reference}: {case.status} -> {to} is not allowed for staff",
@@ -181,14 +194,14 @@ class StaffDesk:
             if updates:
                 merged = deep_merge(case.data, updates)
                 changed = {key: merged[key] for key in updates}
-            self.hub.cases.transition(session, case, to, role="staff",
+            self.cases.transition(session, case, to, role="staff",
                                       actor=f"{principal.role}:{principal.subject}",
                                       reason=reason, updates=changed)
             if document is not None:
                 document.case_id, document.field = case.id, f"outcome.{to}"
                 document.claimed_at = case.updated_at
             detail = self._detail(session, principal, case)
-        self.hub.relay.wake()
+        self.on_change()
         return detail
 
     @staticmethod
@@ -202,13 +215,13 @@ class StaffDesk:
 
     def document(self, principal: Principal, reference: str, attachment: str
                  ) -> tuple[bytes, str]:
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, principal, reference)
             if not principal.can_read_case_contents(case.post, case.reference):
                 raise AccessDenied("documents are not visible to this role")
-            content, content_type = self.hub.attachments.read(session, attachment,
+            content, content_type = self.attachments.read(session, attachment,
                                                               case_id=case.id)
-            self.hub.audit.append(session, AuditRecord(
+            self.audit.append(session, AuditRecord(
                 action="viewed", actor=f"{principal.role}:{principal.subject}",
                 component="backoffice", correlation_id=case.reference,
                 details={"view": "document", "attachment": attachment}))

@@ -4,7 +4,7 @@ request for more information, withdraw.
 Each use case checks everything before it writes, and writes in one transaction: a request whose
 documents are not all available, or whose post does not exist, stores nothing.
 
-    submissions = Submissions(hub)
+    submissions = hub.submissions()                          # built by `hub.runtime.Hub`
     doc = submissions.upload(pdf_bytes, declared_type="application/pdf")
     opened = submissions.submit("registration_certificate", data, language="es")
     view = submissions.track(opened.case.reference, opened.secret)
@@ -15,18 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.store.attachments import StoredDocument
-from hub.evidence.audit.log import AuditRecord
-from hub.cases.book import OpenedCase, find_case
+from hub.cases.book import CaseBook, OpenedCase, find_case
+from hub.cases.posts import get_post
 from hub.cases.references import reference_is_well_formed, secret_matches
 from hub.errors import IllegalTransition, SchemaViolation, SecurityError, UnknownRoute
-from hub.cases.posts import get_post
-from hub.services import ServiceDefinition
+from hub.evidence.audit.log import AuditLog, AuditRecord
+from hub.services import ServiceCatalog, ServiceDefinition
+from hub.store.group import GroupCommit
+from hub.store import Store
+from hub.store.attachments import AttachmentStore, StoredDocument
 from hub.store.models import AttachmentRow, CaseEvent, CaseRow, NotificationRow
 
 WITHDRAWN = "withdrawn"
@@ -79,19 +81,34 @@ class BookedAppointments(Protocol):
 
 
 class Submissions:
-    def __init__(self, hub: Any, *, appointments: BookedAppointments | None = None) -> None:
-        self.hub = hub
+    """The applicant's use cases over the cases in ``store``: ``catalog`` defines the services,
+    ``cases`` opens and moves cases (state machine, outbox), ``attachments`` holds the documents,
+    ``audit`` records every read and write; ``on_change`` is called once a transaction queued
+    messages (the relay sends them at once rather than at its next poll)."""
+
+    def __init__(self, store: Store, catalog: ServiceCatalog, cases: CaseBook, audit: AuditLog,
+                 attachments: AttachmentStore, on_change: Callable[[], None], *,
+                 appointments: BookedAppointments | None = None,
+                 commits: GroupCommit | None = None) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.cases = cases
+        self.audit = audit
+        self.attachments = attachments
+        self.on_change = on_change
         #: Without it (a hub offering no appointments) the applicant's view shows none.
         self.appointments = appointments
+        #: Submissions arriving together share one commit (`hub.store.group`).
+        self.commits = commits or GroupCommit(store)
 
     # -- documents -----------------------------------------------------------------------------
 
     def upload(self, content: bytes, *, declared_type: str | None,
                uploaded_by: str = "applicant") -> StoredDocument:
-        with self.hub.store.transaction() as session:
-            row = self.hub.attachments.put(session, content, declared_type=declared_type,
+        with self.store.transaction() as session:
+            row = self.attachments.put(session, content, declared_type=declared_type,
                                            uploaded_by=uploaded_by)
-            self.hub.audit.append(session, AuditRecord(
+            self.audit.append(session, AuditRecord(
                 action="received", actor=uploaded_by, component="attachments",
                 digest=row.sha256, details={"attachment": row.id, "size": row.size,
                                             "content_type": row.content_type}))
@@ -101,22 +118,22 @@ class Submissions:
 
     def submit(self, service: str, data: dict[str, Any], *, language: str,
                actor: str = "applicant") -> OpenedCase:
-        definition = self.hub.catalog.get(service)
-        self.hub.cases.validate_intake(definition, data)
+        definition = self.catalog.get(service)
+        self.cases.validate_intake(definition, data)
         post_errors = self._post_errors(data)
 
         def work(session: Session) -> OpenedCase:
-            errors = post_errors + self.hub.attachments.problems(session, data)
+            errors = post_errors + self.attachments.problems(session, data)
             if errors:
                 raise SchemaViolation(f"{service} request refers to unknown data", errors=errors)
-            opened = self.hub.cases.open(session, service, data, actor=actor, language=language,
+            opened = self.cases.open(session, service, data, actor=actor, language=language,
                                          validated=True)
-            self.hub.attachments.claim(session, opened.case, data)
+            self.attachments.claim(session, opened.case, data)
             return opened
 
         # Requests arriving together share one commit (`hub.store.group`).
-        opened = self.hub.intake_commits.run(work)
-        self.hub.relay.wake()
+        opened = self.commits.run(work)
+        self.on_change()
         return opened
 
     @staticmethod
@@ -139,17 +156,17 @@ class Submissions:
         return case
 
     def track(self, reference: str, secret: str, *, audit: bool = True) -> CaseView:
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, reference, secret)
             view = self.view(session, case)
             if audit:
-                self.hub.audit.append(session, AuditRecord(
+                self.audit.append(session, AuditRecord(
                     action="viewed", actor="applicant", component="tracking",
                     correlation_id=case.reference, details={"view": "status"}))
             return view
 
     def view(self, session: Session, case: CaseRow) -> CaseView:
-        definition = self.hub.catalog.get(case.service)
+        definition = self.catalog.get(case.service)
         events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                       .order_by(CaseEvent.id)))
         history = tuple(HistoryEntry(e.to_status, e.at, e.reason) for e in events)
@@ -159,7 +176,7 @@ class Submissions:
             reason=history[-1].reason if history else None,
             can_answer=self._answer_status(definition, case.status) is not None,
             can_withdraw=definition.allowed(case.status, WITHDRAWN, "applicant"),
-            outcome_documents=tuple(a.id for a in self.hub.attachments.for_case(session, case.id)
+            outcome_documents=tuple(a.id for a in self.attachments.for_case(session, case.id)
                                     if a.kind == "outcome"),
             notices=tuple(n.details for n in session.scalars(
                 select(NotificationRow).where(NotificationRow.case_id == case.id)
@@ -180,14 +197,14 @@ class Submissions:
     def outcome_document(self, reference: str, secret: str, attachment: str
                          ) -> tuple[bytes, str]:
         """A document the post issued for this case (never the applicant's own uploads)."""
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, reference, secret)
             row = session.get(AttachmentRow, attachment)
             if row is None or row.case_id != case.id or row.kind != "outcome":
                 raise UnknownRoute("no such document for this case", code="document.unknown")
-            content, content_type = self.hub.attachments.read(session, attachment,
+            content, content_type = self.attachments.read(session, attachment,
                                                               case_id=case.id)
-            self.hub.audit.append(session, AuditRecord(
+            self.audit.append(session, AuditRecord(
                 action="viewed", actor="applicant", component="tracking",
                 correlation_id=case.reference,
                 details={"view": "document", "attachment": attachment}))
@@ -199,33 +216,33 @@ class Submissions:
                note: str | None = None) -> CaseView:
         """Supply what was asked: ``updates`` merge into the request (objects key by key), are
         validated with the intake schema, and the case goes back to work (a new route round)."""
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, reference, secret)
-            definition = self.hub.catalog.get(case.service)
+            definition = self.catalog.get(case.service)
             target = self._answer_status(definition, case.status)
             if target is None:
                 raise IllegalTransition(f"case {case.reference} is not waiting for information",
                                         current=case.status)
             merged = deep_merge(case.data, updates)
             errors = self._post_errors(merged)
-            errors += self.hub.attachments.problems(session, merged, case_id=case.id)
-            self.hub.cases.validate_intake(definition, merged)
+            errors += self.attachments.problems(session, merged, case_id=case.id)
+            self.cases.validate_intake(definition, merged)
             if errors:
                 raise SchemaViolation("the answer refers to unknown data", errors=errors)
             changed = {key: merged[key] for key in updates}
-            self.hub.cases.transition(session, case, target, role="applicant", actor="applicant",
+            self.cases.transition(session, case, target, role="applicant", actor="applicant",
                                       reason="information_supplied", updates=changed or None)
-            self.hub.attachments.claim(session, case, merged)
+            self.attachments.claim(session, case, merged)
             view = self.view(session, case)
-        self.hub.relay.wake()
+        self.on_change()
         return view
 
     def withdraw(self, reference: str, secret: str) -> CaseView:
-        with self.hub.store.transaction() as session:
+        with self.store.transaction() as session:
             case = self._case(session, reference, secret)
-            self.hub.cases.transition(session, case, WITHDRAWN, role="applicant",
+            self.cases.transition(session, case, WITHDRAWN, role="applicant",
                                       actor="applicant", reason="withdrawn_by_applicant")
             view = self.view(session, case)
-        self.hub.relay.wake()
+        self.on_change()
         return view
 

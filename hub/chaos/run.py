@@ -11,7 +11,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 import yaml
 from sqlalchemy import create_engine, func, select, text
@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, func, select, text
 from connectors.registry import load_agencies, start_simulators
 from hub.chaos import cluster, verify, workload
 from hub.config import Settings
+from hub.delivery.broker import Broker
 from hub.delivery.deadletters import list_dead_letters, replay
 from hub.errors import HubError
 from hub.keyset import init_keys
@@ -87,7 +88,7 @@ class Run:
 
     # -- the store's view of progress ------------------------------------------------------------
 
-    def settled(self, hub: Any) -> int | None:
+    def settled(self, hub: Hub) -> int | None:
         try:
             with hub.store.session() as session:
                 return session.scalar(select(func.count()).select_from(ExchangeRow).where(
@@ -95,7 +96,7 @@ class Run:
         except Exception:  # noqa: BLE001 - the database may be restarting
             return None
 
-    def quiet(self, hub: Any, broker: Any) -> bool:
+    def quiet(self, hub: Hub, broker: Broker) -> bool:
         """Every expected exchange settled, nothing unsent, every queue empty."""
         try:
             with hub.store.session() as session:
@@ -112,7 +113,7 @@ class Run:
 
     # -- submissions ----------------------------------------------------------------------------
 
-    def submit_all(self, hub: Any, planned: list[workload.Planned]) -> None:
+    def submit_all(self, hub: Hub, planned: list[workload.Planned]) -> None:
         """Submit every planned case from ``options.submitters`` threads (intake is served by
         many web threads too), holding back while too many exchanges are in flight."""
         items = iter(planned)
@@ -125,7 +126,7 @@ class Run:
             thread.join()
         self.submitting_done.set()
 
-    def _submit_from(self, hub: Any, items: Any) -> None:
+    def _submit_from(self, hub: Hub, items: Iterator[workload.Planned]) -> None:
         while True:
             while (self.submitted_expected - self._settled > self.options.backlog
                    and not self.stopping.is_set()):
@@ -187,7 +188,7 @@ class Run:
             cluster.wait_port(url.hostname or "127.0.0.1", url.port or 5432)
             self.event("database_restarted", seconds=round(time.monotonic() - begin, 1))
 
-    def _drive(self, hub: Any, broker: Any, group: cluster.ProcessGroup, proxy: TcpProxy,
+    def _drive(self, hub: Hub, broker: Broker, group: cluster.ProcessGroup, proxy: TcpProxy,
                planned: list[workload.Planned]) -> None:
         """Until everything submitted has settled: disrupt on schedule, restart what died."""
         total = workload.expected_exchanges(planned)
@@ -213,7 +214,7 @@ class Run:
             self.event("settle_timeout", seconds=self.options.settle_timeout)
         self.event("settled", exchanges=self._settled)
 
-    def _replay_parked(self, hub: Any, broker: Any, simulators: dict[str, Any]) -> int:
+    def _replay_parked(self, hub: Hub, broker: Broker, simulators: dict[str, Any]) -> int:
         """As an operator would once the agencies are back: replay what was parked, wait for it
         to settle. Returns how many dead letters were parked before."""
 

@@ -19,8 +19,10 @@ from typing import Any, Iterable
 
 from sqlalchemy import select
 
+from hub.delivery.broker import Broker
 from hub.evidence.audit.chain import make_checkpoint
 from hub.evidence.audit.verify import verify_chain
+from hub.runtime import Hub
 from hub.store.models import AuditRow, CaseRow, DeadLetterRow, ExchangeRow
 
 NO_REASON = {"", "no reason recorded"}
@@ -48,11 +50,11 @@ def agency_requests(simulators: dict[str, Any], armed: dict[str, list[Any]]) -> 
     return {"requests": requests, "faults": dict(faults)}
 
 
-def leftovers(broker: Any, queues: Iterable[str]) -> dict[str, int]:
+def leftovers(broker: Broker, queues: Iterable[str]) -> dict[str, int]:
     return {q: n for q in queues if (n := broker.depth(q))}
 
 
-def audit_check(hub: Any, references: set[str]) -> tuple[bool, str, list[str]]:
+def audit_check(hub: Hub, references: set[str]) -> tuple[bool, str, list[str]]:
     """Whether the audit trail accounts for every hop that the store shows happened.
 
     Two checks: the hash chain (``hub audit verify``: nothing altered, removed or inserted), and
@@ -84,7 +86,7 @@ def audit_check(hub: Any, references: set[str]) -> tuple[bool, str, list[str]]:
     return not problems, how, problems
 
 
-def _chain_verification(hub: Any) -> tuple[bool, str]:
+def _chain_verification(hub: Hub) -> tuple[bool, str]:
     """The tamper-evidence check of `hub audit verify`: records the run left unsealed are
     chained first (as the sealer of a running deployment would), a signed checkpoint is taken,
     then the whole chain is walked from the genesis."""
@@ -96,8 +98,8 @@ def _chain_verification(hub: Any) -> tuple[bool, str]:
     return report.intact, detail
 
 
-def verdict(hub: Any, ledger: list[tuple[str, Any]], simulators: dict[str, Any],
-            broker: Any) -> dict[str, Any]:
+def verdict(hub: Hub, ledger: list[tuple[str, Any]], simulators: dict[str, Any],
+            broker: Broker) -> dict[str, Any]:
     store = hub.store
     with store.session() as session:
         cases = {ref: (cid, status) for cid, ref, status in session.execute(

@@ -26,13 +26,13 @@ def import_(csv_file: Path, dry_run: bool) -> None:
     last_name, first_name, email, phone, case_reference, status). Safe to run again: bookings
     already imported are left alone. Prints what was imported and every rejected row with its
     reasons; exits 1 when rows were rejected."""
-    from hub.appointments.book import import_legacy
     from hub.errors import HubError
 
     hub = build_hub()
     hub.setup()
     try:
-        report = import_legacy(hub, csv_file.read_text("utf-8"), dry_run=dry_run)
+        report = hub.appointment_book().import_legacy(csv_file.read_text("utf-8"),
+                                                     dry_run=dry_run)
     except HubError as exc:
         raise click.ClickException(exc.message) from None
     emit_json({**report.as_json(), "dry_run": dry_run})

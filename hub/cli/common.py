@@ -6,13 +6,16 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hub.config import Settings
 from hub.errors import HubError
 from hub.logs import configure
+
+if TYPE_CHECKING:  # imported when a command builds a hub: ``hub --help`` stays fast
+    from hub.runtime import Hub
 
 
 def settings(*, quiet: bool = False) -> Settings:
@@ -29,7 +32,7 @@ def settings(*, quiet: bool = False) -> Settings:
     return current
 
 
-def build_hub(**options: Any) -> Any:
+def build_hub(**options: Any) -> Hub:
     from hub.runtime import Hub
 
     try:

@@ -22,12 +22,10 @@ def deadlines() -> None:
               " what a sweep would do on a date; default: now.")
 def sweep(now_text: str | None) -> None:
     """Apply every deadline that has passed and send due reminders, once."""
-    from hub.cases.deadlines import DeadlineSweeper
-
     now = as_of(now_text)
     hub = build_hub()
     hub.setup()
-    report = DeadlineSweeper(hub).sweep(now)
+    report = hub.deadline_sweeper().sweep(now)
     emit_json({"moved": report.moved, "reminded": report.reminded, "skipped": report.failed})
 
 

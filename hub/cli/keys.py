@@ -141,7 +141,8 @@ def _reencrypt(*, rotate: bool, batch: int, settle: float | None) -> None:
 
     hub = build_hub()
     hub.setup()
-    ring = hub.store.privacy.ring
+    job = hub.reencryption(batch=batch)
+    ring = job.privacy.ring
     before = ring.active_key_id
     stream = progress_stream()
     last = [""]
@@ -164,7 +165,7 @@ def _reencrypt(*, rotate: bool, batch: int, settle: float | None) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
-        report = rotate_and_reencrypt(hub, batch=batch, settle=settle, progress=show, stop=stop,
+        report = rotate_and_reencrypt(job, settle=settle, progress=show, stop=stop,
                                       rotate=rotate)
     except HubError as exc:
         raise click.ClickException(exc.message) from None

@@ -22,13 +22,11 @@ def retention() -> None:
 @click.option("--now", "now_text", help="Pretend it is this UTC time (ISO 8601); default: now.")
 def run(dry_run: bool, now_text: str | None) -> None:
     """Anonymize closed cases past their retention (audited), purge old messages, once."""
-    from hub.cases.retention import RetentionSweeper
-
     now = as_of(now_text)
     hub = build_hub()
     try:
         hub.setup()
-        report = RetentionSweeper(hub).run(now, dry_run=dry_run)
+        report = hub.retention_sweeper().run(now, dry_run=dry_run)
     finally:
         hub.close()
     emit_json(report.as_dict())

@@ -93,12 +93,12 @@ def choose(only: str | None) -> list[Scenario]:
     return [s for s in every if s.name in wanted]
 
 
-def demo_hubs(root: Path) -> Callable[..., Any]:
+def demo_hubs(root: Path) -> Callable[..., Hub]:
     """A hub factory for `AgencyHub`: embedded broker and SQLite under ``root``, with the
     development PKI that ``hub keys init`` would make there."""
 
     def make(*, broker_url: str | None = None, database_url: str | None = None,
-             env: dict[str, str] | None = None, **options: Any) -> Any:
+             env: dict[str, str] | None = None, **options: Any) -> Hub:
         values = {"HUB_DATA_DIR": str(root), "HUB_RELAY_POLL_INTERVAL": "0.05",
                   "HUB_VISIBILITY_TIMEOUT": "10", **(env or {})}
         if broker_url:
@@ -140,7 +140,7 @@ class _Run:
     replayed: bool = False
 
 
-def _play(world: Any, chosen: list[Scenario], timeout: float,
+def _play(world: AgencyHub, chosen: list[Scenario], timeout: float,
           progress: TextIO | None) -> list[Row]:
     runs = [_Run(s) for s in chosen]
     deadline = time.monotonic() + timeout
@@ -169,7 +169,7 @@ def _play(world: Any, chosen: list[Scenario], timeout: float,
     return _rows(world.hub, runs)
 
 
-def _open(world: Any, scenario: Scenario) -> Opened:
+def _open(world: AgencyHub, scenario: Scenario) -> Opened:
     data = scenario.data()
     marker = scenario.marker(data) if scenario.marker else None
     for agency, kind, options in scenario.faults:
@@ -177,7 +177,7 @@ def _open(world: Any, scenario: Scenario) -> Opened:
     return scenario.opens(world, scenario, data)
 
 
-def _statuses(hub: Any, references: list[str]) -> dict[str, str]:
+def _statuses(hub: Hub, references: list[str]) -> dict[str, str]:
     if not references:
         return {}
     with hub.store.session() as session:
@@ -190,7 +190,7 @@ def _settled(run: _Run, statuses: dict[str, str]) -> bool:
             and statuses.get(run.opened.reference) == run.scenario.status)
 
 
-def _replay_when_parked(world: Any, scenario: Scenario, reference: str) -> bool:
+def _replay_when_parked(world: AgencyHub, scenario: Scenario, reference: str) -> bool:
     hub = world.hub
     with hub.store.session() as session:
         parked = session.scalars(select(DeadLetterRow.id).where(
@@ -222,7 +222,7 @@ class Progress:
         self.stream.flush()
 
 
-def _rows(hub: Any, runs: list[_Run]) -> list[Row]:
+def _rows(hub: Hub, runs: list[_Run]) -> list[Row]:
     rows: list[Row] = []
     with hub.store.session() as session:
         for run in runs:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from connectors.narsa import register
 from hub.demo.script import DaysPass, Opened, PostRecords, Scenario
+from hub.testing.livehub import AgencyHub
 
 
 def document_id() -> str:
@@ -171,7 +172,7 @@ def _stranger(data: dict[str, Any]) -> dict[str, Any]:
 
 # -- how cases open ----------------------------------------------------------------------------
 
-def from_justice(world: Any, scenario: Scenario, data: dict[str, Any]) -> Opened:
+def from_justice(world: AgencyHub, scenario: Scenario, data: dict[str, Any]) -> Opened:
     """Justice sends the document to the hub's SOAP endpoint (a Zeep client of the hub's WSDL,
     signed with XML-DSig); the hub answers with the case it opened."""
     answer = world.simulators["justice"].send_document(world.server.url, data)
@@ -179,7 +180,8 @@ def from_justice(world: Any, scenario: Scenario, data: dict[str, Any]) -> Opened
                   {"document_submission": ("justice", str(answer["status"]).lower())})
 
 
-def from_justice_then_forgotten(world: Any, scenario: Scenario, data: dict[str, Any]) -> Opened:
+def from_justice_then_forgotten(world: AgencyHub, scenario: Scenario, data: dict[str, Any]
+                                ) -> Opened:
     """As `from_justice`, then Justice's register loses the reference (a register mix-up): the
     certificate the hub returns later names a document Justice does not know."""
     opened = from_justice(world, scenario, data)

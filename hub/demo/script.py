@@ -10,8 +10,8 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from hub.cases.book import find_case
-from hub.cases.deadlines import DeadlineSweeper
 from hub.clock import utcnow
+from hub.testing.livehub import AgencyHub
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Opened:
     inbound: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def by_applicant(world: Any, scenario: "Scenario", data: dict[str, Any]) -> Opened:
+def by_applicant(world: AgencyHub, scenario: "Scenario", data: dict[str, Any]) -> Opened:
     """The applicant submits the request (what the intake API and the pages do)."""
     opened = world.hub.submit(scenario.service, data, actor="demo")
     return Opened(opened.case.reference)
@@ -38,7 +38,7 @@ class PostRecords:
     to: str
     updates: dict[str, Any] | None = None
 
-    def apply(self, world: Any, reference: str) -> None:
+    def apply(self, world: AgencyHub, reference: str) -> None:
         hub = world.hub
         with hub.store.transaction() as session:
             case = find_case(session, reference)
@@ -56,8 +56,8 @@ class DaysPass:
     at: str
     days: int
 
-    def apply(self, world: Any, reference: str) -> None:
-        moved = DeadlineSweeper(world.hub).sweep(now=utcnow() + timedelta(days=self.days)).moved
+    def apply(self, world: AgencyHub, reference: str) -> None:
+        moved = world.hub.deadline_sweeper().sweep(now=utcnow() + timedelta(days=self.days)).moved
         if reference not in moved:
             raise RuntimeError(f"{self.days} days later, no deadline moved {reference}")
 
@@ -79,7 +79,7 @@ class Scenario:
     #: The agency never recovers on its own: expect a dead letter, then heal and replay it.
     replay: bool = False
     #: How the case opens: `by_applicant`, or e.g. Justice sending a document to the hub.
-    opens: Callable[[Any, "Scenario", dict[str, Any]], Opened] = by_applicant
+    opens: Callable[[AgencyHub, "Scenario", dict[str, Any]], Opened] = by_applicant
     #: What people (or the clock) do on the way, in order: `PostRecords`, `DaysPass`.
     actions: tuple[PostRecords | DaysPass, ...] = ()
     #: Names of scenarios whose cases must have settled before this one opens.

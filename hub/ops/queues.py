@@ -9,7 +9,7 @@ Two sources, the better one first:
   in the last minute, rate out = attempts settled by its consumer in the last minute, and for an
   agency queue the age of its oldest unanswered exchange.
 
-    inspector = QueueInspector(hub)
+    inspector = hub.queue_inspector()    # QueueInspector(store, topology, open_broker, ...)
     for q in inspector.figures():        # cached for a few seconds
         print(q.name, q.messages, q.rate_in, q.source)
 """
@@ -25,13 +25,15 @@ import urllib.request
 from base64 import b64encode
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import func, select
 
+from hub.delivery.broker import Broker
 from hub.delivery.broker.rabbitmq import split_urls
-from hub.delivery.broker.topology import QueueSpec
+from hub.delivery.broker.topology import QueueSpec, Topology
 from hub.errors import HubError
+from hub.store import Store
 from hub.store.models import (AuditRow, ExchangeRow, OperationalRecordRow, OutboxRow, utcnow)
 
 log = logging.getLogger(__name__)
@@ -108,18 +110,24 @@ class ManagementApi:
 
 
 class QueueInspector:
-    """Figures of every queue of a hub's topology, cached for ``ttl`` seconds. Thread-safe."""
+    """Figures of every queue of ``topology``, cached for ``ttl`` seconds. Thread-safe.
 
-    def __init__(self, hub: Any, *, ttl: float | None = None,
+    Read from ``management`` (RabbitMQ's management API; None: not available, e.g. the embedded
+    broker), else from a broker opened with ``open_broker``, completed from ``store``; after a
+    failure the management API is left alone for ``management_retry`` seconds."""
+
+    def __init__(self, store: Store, topology: Topology, open_broker: Callable[[], Broker], *,
+                 management: ManagementApi | None, ttl: float,
                  management_retry: float = 30.0) -> None:
-        self.hub = hub
-        self.ttl = hub.settings.metrics_cache_seconds if ttl is None else ttl
-        self.management = ManagementApi.for_settings(hub.settings.broker_url,
-                                                     hub.settings.rabbitmq_management_url)
+        self.store = store
+        self.topology = topology
+        self.open_broker = open_broker
+        self.ttl = ttl
+        self.management = management
         self.management_retry = management_retry
         self._management_down_until = 0.0
         self._lock = threading.Lock()
-        self._broker: Any = None
+        self._broker: Broker | None = None
         self._cached: tuple[float, list[QueueFigures]] | None = None
 
     def figures(self) -> list[QueueFigures]:
@@ -139,7 +147,7 @@ class QueueInspector:
     # -- collection ----------------------------------------------------------------------------
 
     def _skeleton(self) -> list[QueueFigures]:
-        topology = self.hub.topology
+        topology = self.topology
         out = []
         for spec in topology.queues:
             agency = spec.name.removeprefix(f"{topology.namespace}.agency.") \
@@ -195,7 +203,7 @@ class QueueInspector:
                 continue
             try:
                 if self._broker is None:
-                    self._broker = self.hub.open_broker()
+                    self._broker = self.open_broker()
                 figure.messages = self._broker.depth(figure.name)
                 if hasattr(self._broker, "consumers"):
                     figure.consumers = self._broker.consumers(figure.name)
@@ -218,7 +226,7 @@ class QueueInspector:
             return
         since = utcnow() - timedelta(seconds=RATE_WINDOW)
         try:
-            with self.hub.store.session() as session:
+            with self.store.session() as session:
                 published = dict(session.execute(
                     select(OutboxRow.routing_key, func.count())
                     .where(OutboxRow.sent_at >= since).group_by(OutboxRow.routing_key)).all())

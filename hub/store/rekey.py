@@ -4,7 +4,7 @@
 new rows are sealed with it at once in this process and within ``reload_interval`` in the others
 (`hub.store.privacy.Privacy` re-reads the ring file). Existing rows are then moved by `Reencryption`:
 
-    job = Reencryption(hub, batch=200)
+    job = hub.reencryption(batch=200)          # Reencryption(store, privacy, attachments)
     report = job.run(progress=print_line)     # resumable: rows record their key id
     job.retire_unused()                       # drop keys no row and no document uses any more
 
@@ -32,6 +32,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub.errors import HubError
+from hub.store import Store
+from hub.store.attachments import AttachmentStore
+from hub.store.privacy import Privacy
 from hub.store.models import (AttachmentRow, BookingRow, CaseRow, DeadLetterRow, ExchangeRow,
                               OutboxRow)
 
@@ -94,10 +97,15 @@ class ReencryptionReport:
 
 
 class Reencryption:
-    def __init__(self, hub: Any, *, batch: int = 200) -> None:
-        self.hub = hub
-        self.store = hub.store
-        self.privacy = hub.store.privacy
+    """Moves the sealed rows of ``store`` (and the document files of ``attachments``) to the
+    active data key of ``privacy`` (the keys ``store`` seals with), ``batch`` rows per
+    transaction."""
+
+    def __init__(self, store: Store, privacy: Privacy, attachments: AttachmentStore, *,
+                 batch: int = 200) -> None:
+        self.store = store
+        self.privacy = privacy
+        self.attachments = attachments
         self.batch = batch
 
     # -- what is left --------------------------------------------------------------------------
@@ -183,7 +191,7 @@ class Reencryption:
                 plain = self.privacy.decrypt_body(row.body, row.body_key, message_id=row.message_id)
                 row.body, row.body_key = self.privacy.encrypt_body(plain, message_id=row.message_id)
             else:
-                self.hub.attachments.rewrap(row)
+                self.attachments.rewrap(row)
             return True
         except (HubError, OSError) as exc:
             # One unreadable row (altered, or sealed with a key no longer held) must not stop the
@@ -212,24 +220,24 @@ class Reencryption:
         return retired
 
 
-def rotate_and_reencrypt(hub: Any, *, batch: int = 200, settle: float | None = None,
+def rotate_and_reencrypt(job: Reencryption, *, settle: float | None = None,
                          progress: Callable[[Progress], None] | None = None,
                          stop: threading.Event | None = None, rotate: bool = True,
                          clock: Callable[[], float] = time.monotonic,
                          sleep: Callable[[float], None] = time.sleep) -> ReencryptionReport:
-    """``hub keys rotate`` (``rotate=False``: ``hub keys reencrypt``, resuming a walk).
+    """``hub keys rotate`` (``rotate=False``: ``hub keys reencrypt``, resuming a walk), over
+    ``job``'s store and keys: ``rotate_and_reencrypt(hub.reencryption(batch=200))``.
 
     Rotates, waits ``settle`` seconds (default: the processes' key reload interval) so that every
     process seals new rows with the new key, walks the tables, walks once more for rows written
     meanwhile, and retires the keys nothing uses any more."""
-    job = Reencryption(hub, batch=batch)
-    ring = hub.store.privacy.ring
+    ring = job.privacy.ring
     if rotate:
         ring.rotate()
     started = clock()
     state = Progress(total=0)
     report = job.run(progress=progress, stop=stop, state=state)
-    wait = (hub.store.privacy.reload_interval if settle is None else settle) - (clock() - started)
+    wait = (job.privacy.reload_interval if settle is None else settle) - (clock() - started)
     if wait > 0 and not (stop is not None and stop.is_set()):
         sleep(wait)
     if stop is None or not stop.is_set():

@@ -24,6 +24,7 @@ from connectors.narsa import register
 from connectors.registry import AgencyConfig
 from hub.cases.book import find_case
 from hub.envelope import Envelope
+from hub.runtime import Hub
 from hub.testing.plugin import FAST_RETRY
 
 AGENCIES = ("narsa", "dgsn", "health", "interior", "justice")
@@ -92,10 +93,11 @@ def mock_agencies() -> MockAgencies:
 
 
 @pytest.fixture
-def mock_hub(hub_factory, mock_agencies) -> Callable[..., Any]:
+def mock_hub(hub_factory: Callable[..., Hub], mock_agencies: MockAgencies
+             ) -> Callable[..., Hub]:
     """``mock_hub(features=...)``: a set-up hub on the embedded default with mock agencies."""
 
-    def make(**options: Any) -> Any:
+    def make(**options: Any) -> Hub:
         configs = {name: AgencyConfig(name=name, title=name, protocol="rest",
                                       connector="connectors.base:MockConnector",
                                       retry=FAST_RETRY, concurrency=1)
@@ -109,7 +111,7 @@ def mock_hub(hub_factory, mock_agencies) -> Callable[..., Any]:
     return make
 
 
-def wait_for_status(hub: Any, reference: str, wanted: str | set[str],
+def wait_for_status(hub: Hub, reference: str, wanted: str | set[str],
                     timeout: float = 20.0) -> str:
     """Poll the case until it reaches ``wanted``; returns the status it ended in."""
     wanted = {wanted} if isinstance(wanted, str) else wanted
@@ -124,7 +126,7 @@ def wait_for_status(hub: Any, reference: str, wanted: str | set[str],
     return status
 
 
-def staff_moves(hub: Any, reference: str, *statuses: str, **kwargs: Any) -> None:
+def staff_moves(hub: Hub, reference: str, *statuses: str, **kwargs: Any) -> None:
     """A member of staff moves the case through ``statuses``, one transaction each."""
     for status in statuses:
         with hub.store.transaction() as session:

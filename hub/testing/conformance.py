@@ -44,12 +44,15 @@ from typing import Any, ClassVar, Iterator
 import pytest
 
 from hub.testing.livehub import AgencyHub, LiveServer
+from connectors.base import Connector, ConnectorDeps
 from connectors.registry import AgencyConfig, build_connector, import_object, load_agencies
+from connectors.signing import MessageSigning
+from hub.config import DEFAULT_NODE_ID
 from hub.envelope import Envelope, SchemaRef
 from hub.errors import (AgencyRefusal, AgencyTimeout, AgencyUnavailable, BadAgencyReply, HubError,
                         SchemaViolation, UnknownRoute)
 
-NODE_ID = "MA/GOV/MAEC/ECONSULAT-HUB"
+NODE_ID = DEFAULT_NODE_ID
 #: The connector's timeout in the kit, and the delay of the timeout fault (well beyond it).
 KIT_TIMEOUT = 0.5
 TIMEOUT_DELAY = 2.0
@@ -177,7 +180,7 @@ class ConnectorConformance:
     @pytest.fixture
     def connector(self, agency_config: AgencyConfig, simulator: Any) -> Iterator[Any]:
         config = agency_config.with_overrides(base_url=simulator.url, timeout=KIT_TIMEOUT)
-        with build_connector(config, node_id=NODE_ID) as connector:
+        with build_connector(config, ConnectorDeps(node_id=NODE_ID)) as connector:
             yield connector
 
     def send(self, connector: Any, sample: Sample, **options: Any) -> Any:
@@ -293,7 +296,7 @@ class ConnectorConformance:
         config = agency_config.with_overrides(base_url=f"http://127.0.0.1:{port}",
                                               timeout=KIT_TIMEOUT)
         sample = self.first_sample()
-        with build_connector(config, node_id=NODE_ID) as connector:
+        with build_connector(config, ConnectorDeps(node_id=NODE_ID)) as connector:
             with pytest.raises(AgencyUnavailable):
                 self.send(connector, sample)
 
@@ -303,7 +306,6 @@ class ConnectorConformance:
                                                      pki_dir: Any,
                                                      callbacks: CallbackReceiver | None
                                                      ) -> None:
-        from connectors.signing import MessageSigning
         from hub.errors import SignatureInvalid
 
         sample = self.first_sample()
@@ -315,9 +317,9 @@ class ConnectorConformance:
         plain_sim = import_object(agency_config.simulator)(port=0, **options).start()
         hub_signing = MessageSigning.load(pki_dir, "hub")
         try:
-            def connector_for(sim: Any, signing: Any) -> Any:
+            def connector_for(sim: Any, signing: MessageSigning | None) -> Connector:
                 config = agency_config.with_overrides(base_url=sim.url, timeout=KIT_TIMEOUT)
-                return build_connector(config, node_id=NODE_ID, signing=signing)
+                return build_connector(config, ConnectorDeps(node_id=NODE_ID, signing=signing))
 
             with connector_for(signed_sim, hub_signing) as connector:
                 reply = self.send(connector, sample)

@@ -32,6 +32,7 @@ from werkzeug.serving import make_server
 
 from connectors.registry import load_agencies, start_simulators
 from hub.cases.book import find_case
+from hub.runtime import Hub
 from hub.services import ServiceCatalog
 from hub.store.models import ExchangeRow
 from hub.web.app import create_app
@@ -63,7 +64,7 @@ class LiveServer:
 
 
 class AgencyHub:
-    def __init__(self, hub_factory: Callable[..., Any], *, broker_url: str | None = None,
+    def __init__(self, hub_factory: Callable[..., Hub], *, broker_url: str | None = None,
                  database_url: str | None = None, extra_definitions: Iterable[Path] = (),
                  simulator_options: dict[str, dict[str, Any]] | None = None,
                  retry: dict[str, Any] | None = None, concurrency: int = 1,

@@ -16,12 +16,16 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
 from hub.delivery.retry import RetryPolicy
 from hub.testing.netproxy import TcpProxy
+
+# The plugin loads with pytest: the hub is imported by the fixtures that build one, when they do.
+if TYPE_CHECKING:
+    from hub.runtime import Hub
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -172,7 +176,7 @@ def narsa_simulator(dev_keys_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     """Build hubs on throw-away storage: ``hub_factory(broker_url=..., database_url=...)``.
 
     Defaults: embedded broker and SQLite under ``tmp_path``, development keys made by the code of
@@ -183,11 +187,11 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     from hub.keyset import ensure_dev_keys
     from hub.runtime import Hub
 
-    built: list[Any] = []
+    built: list[Hub] = []
 
     def make(*, broker_url: str | None = None, database_url: str | None = None,
              namespace: str | None = None, env: dict[str, str] | None = None,
-             **options: Any) -> Any:
+             **options: Any) -> Hub:
         values = {"HUB_DATA_DIR": str(tmp_path / "data"), "HUB_RELAY_POLL_INTERVAL": "0.05",
                   "HUB_VISIBILITY_TIMEOUT": "5"}
         if broker_url:
@@ -210,7 +214,7 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         hub.close()
 
 
-def delete_rabbitmq_namespace(hub: Any) -> None:
+def delete_rabbitmq_namespace(hub: Hub) -> None:
     """Delete the hub's queues and exchange, and those of the packaged default topology in the
     same namespace: a CLI command run by a test (``hub dlq replay``...) builds its hub from the
     environment, without the test's agency overrides, and declares the default retry ladders.

@@ -3,6 +3,11 @@
     app = create_app(hub)          # hub: a `hub.runtime.Hub`
     app.test_client().get("/healthz")
 
+`create_app` is the web front's composition step: it asks the `Hub` for the use cases and parts
+each blueprint uses and gives them to the blueprints by name (`hub.web.parts`,
+`hub.web.inbound.agencies.InboundParts`, `hub.web.admin.parts`, `hub.web.health`); no view
+reaches for the hub itself.
+
 Blueprints: ``intake`` (applicants: submit and track), and those added by later parts (inbound
 agency endpoints, back-office API and its staff pages under ``/staff``, admin console). Every `HubError` becomes a JSON problem with a
 precise status; nothing else escapes as a 500 without being logged with its correlation id.
@@ -18,22 +23,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, g, request
+from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from hub import errors
-from hub.appointments.book import AppointmentBook
-from hub.cases.staff import StaffDesk
-from hub.cases.submissions import Submissions
-from hub.evidence.audit.log import AuditRecord
-from hub.web import health
+from hub.cases.access import Authenticate
+from hub.evidence.audit.log import AuditLog, AuditRecord
+from hub.runtime import Hub
+from hub.store import Store
+from hub.web import health, parts
 from hub.web.admin import init_app as init_admin
+from hub.web.admin.auth import OperatorGate
+from hub.web.admin.service import AdminConsole
 from hub.web.applicant.api import blueprint as intake
 from hub.web.applicant.pages import blueprint as pages
 from hub.web.appointments import blueprint as appointments
-from hub.web.inbound import inbound_blueprint
+from hub.web.inbound import init_app as init_inbound
+from hub.web.inbound.agencies import InboundParts
+from hub.web.metrics import HubCollector, hub_registry
 from hub.web.negotiation import DEFAULT_LANGUAGE
 from hub.web.problems import problem, status_for
 from hub.web.staff.api import blueprint as backoffice
@@ -42,16 +52,16 @@ from hub.web.staff.pages import blueprint as staff_pages
 log = logging.getLogger(__name__)
 
 
-def create_app(hub: Any, *, max_content_length: int | None = None,
-               authenticate: Callable[[str], Any] | None = None) -> Flask:
+def create_app(hub: Hub, *, max_content_length: int | None = None,
+               authenticate: Authenticate | None = None) -> Flask:
     """``authenticate`` turns a bearer token into a `hub.cases.access.Principal` (or raises
     `SecurityError`); by default the hub's token authority (`Hub.tokens`)."""
     app = Flask("hub")
     app.config["MAX_CONTENT_LENGTH"] = max_content_length or hub.settings.max_message_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.config[DEFAULT_LANGUAGE] = hub.settings.default_language
-    app.extensions["hub"] = hub
     app.extensions["hub.authenticate"] = authenticate or hub.tokens.verify_token
+    store, audit = hub.store, hub.audit
 
     @app.before_request
     def _correlation() -> None:
@@ -59,7 +69,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        _audit_rejection(hub, response)
+        _audit_rejection(store, audit, response)
         response.headers["X-Correlation-Id"] = g.get("correlation_id", "")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
@@ -89,19 +99,44 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
         return problem(500, "internal.unexpected", "unexpected error; it was logged with the"
                        " correlation id of this response")
 
-    book = AppointmentBook(hub)
-    app.extensions["hub.submissions"] = Submissions(hub, appointments=book)
-    app.extensions["hub.desk"] = StaffDesk(hub)
-    app.extensions["hub.appointments"] = book
+    parts.install(app, settings=hub.settings, store=store, catalog=hub.catalog,
+                  submissions=hub.submissions(), desk=hub.staff_desk(),
+                  appointments=hub.appointment_book())
     app.register_blueprint(intake)
     app.register_blueprint(backoffice)
     app.register_blueprint(appointments)
-    app.register_blueprint(inbound_blueprint())  # agencies calling in: Health, Justice
+    init_inbound(app, _inbound_parts(hub))  # agencies calling in: Health, Justice
     app.register_blueprint(pages)      # applicant pages: /<lang>/...
     app.register_blueprint(staff_pages)  # back-office pages: /staff/<lang>/...
-    health.init_app(app)  # /healthz, /readyz, /metrics
-    init_admin(app)       # /admin console and /admin/api
+    health.init_app(app, _readiness(hub), _metrics(hub))  # /healthz, /readyz, /metrics
+    init_admin(app, AdminConsole(hub.store, hub.agencies, hub.catalog, hub.audit,
+                                 hub.queue_inspector(), on_change=hub.relay.wake,
+                                 maintenance=hub.settings.maintenance),
+               OperatorGate(hub.tokens.verify_token, hub.settings),
+               keys_dir=hub.settings.keys_dir)  # /admin console and /admin/api
     return app
+
+
+def _inbound_parts(hub: Hub) -> InboundParts:
+    return InboundParts(
+        agencies=hub.agencies, agency_tokens=hub.settings.agency_tokens, trust=hub.keys.trust,
+        signing=hub.signing, new_connector=hub.new_connector, store=hub.store, cases=hub.cases,
+        audit=hub.audit, seal=hub.seal, node_id=hub.settings.node_id,
+        max_message_bytes=hub.settings.max_message_bytes, on_change=hub.relay.wake)
+
+
+def _readiness(hub: Hub) -> health.Readiness:
+    settings = hub.settings
+    checks = health.standard_checks(hub.store, hub.open_broker, hub.topology.cases_queue,
+                                     settings)
+    return health.Readiness(hub.store, checks, timeout=settings.readyz_timeout,
+                            ttl=settings.readyz_cache_seconds, maintenance=settings.maintenance)
+
+
+def _metrics(hub: Hub) -> CollectorRegistry:
+    # The inspector uncached: the collector caches the whole scrape.
+    return hub_registry(HubCollector(hub.store, hub.agencies, hub.queue_inspector(ttl=0),
+                                     ttl=hub.settings.metrics_cache_seconds))
 
 
 #: Methods whose refusal is audited whatever the status (they carry input); other methods only
@@ -109,7 +144,7 @@ def create_app(hub: Any, *, max_content_length: int | None = None,
 _INPUT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _audit_rejection(hub: Any, response: Response) -> None:
+def _audit_rejection(store: Store, audit: AuditLog, response: Response) -> None:
     rejection = g.pop("rejection", None)
     if rejection is None or not 400 <= response.status_code < 500:
         return  # a server error is not a refusal of the input (it is logged instead)
@@ -121,8 +156,8 @@ def _audit_rejection(hub: Any, response: Response) -> None:
         body = b""
     component = g.get("audit_component") or f"web.{request.blueprint or 'app'}"
     try:
-        with hub.store.transaction() as session:
-            hub.audit.append(session, AuditRecord(
+        with store.transaction() as session:
+            audit.append(session, AuditRecord(
                 # Caller-chosen values are cut to their columns: a refusal must always record.
                 action="rejected", actor=(g.get("audit_actor") or "anonymous")[:128],
                 component=component[:64], outcome=rejection["code"][:64],

@@ -13,11 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from hub.cases.access import staff_principal
 from hub.appointments.book import AppointmentBook
 from hub.errors import SchemaViolation, UnknownRoute
+from hub.web import parts
 from hub.web.negotiation import json_body
 from hub.web.problems import field_errors_response
 from hub.cases.posts import all_posts, get_post
@@ -27,7 +28,7 @@ blueprint.register_error_handler(SchemaViolation, field_errors_response)
 
 
 def book() -> AppointmentBook:
-    return current_app.extensions["hub.appointments"]
+    return parts.appointment_book()
 
 
 @blueprint.get("/api/v1/posts")
@@ -41,7 +42,7 @@ def slots(post: str) -> Response:
     service = request.args.get("service", "")
     if get_post(post) is None:
         raise UnknownRoute("no consular post has this code", code="post.unknown")
-    current_app.extensions["hub"].catalog.get(service)  # 404 for an unknown service
+    parts.catalog().get(service)  # 404 for an unknown service
     return jsonify(slots=[s.as_json() for s in book().available(post=post, service=service)])
 
 

@@ -16,20 +16,23 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from cryptography import x509
-from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from hub.config import Settings
+from hub.delivery.broker import Broker
 from hub.keyset import HubKeys
 from hub.ops import controls
-from hub.web.metrics import hub_registry
+from hub.store import Store
 
 blueprint = Blueprint("probes", __name__)
 
@@ -46,28 +49,34 @@ class Check:
         return {"ok": self.ok, "detail": self.detail, "ms": round(self.ms, 1)}
 
 
-def check_database(hub: Any) -> str:
-    hub.store.ping()
+#: A readiness check: says what it verified, or raises saying what is wrong.
+CheckFn = Callable[[], str]
+
+
+def check_database(store: Store) -> str:
+    store.ping()
     return "SELECT 1 answered"
 
 
-def check_broker(hub: Any) -> str:
-    with hub.open_broker() as broker:
-        depth = broker.depth(hub.topology.cases_queue)
-    return f"{hub.topology.cases_queue} reachable ({depth} messages)"
+def check_broker(open_broker: Callable[[], Broker], queue: str) -> str:
+    """The broker answers and knows ``queue`` (the cases queue: every deployment has it)."""
+    with open_broker() as broker:
+        depth = broker.depth(queue)
+    return f"{queue} reachable ({depth} messages)"
 
 
-def check_keys(hub: Any) -> str:
+def check_keys(settings: Settings) -> str:
     """The keys a restarted process would load are all there and usable: the hub's signing key
     and certificate (neither expired nor revoked by the current CRL), the trust store and the
     data-key ring. The running process keeps what it loaded at start; this says whether the next
     one (a new worker, a restart) would start."""
 
-    keys = HubKeys.load(hub.settings)
+    keys = HubKeys.load(settings)
     probe = b"readyz"
     if keys.data.decrypt(keys.data.encrypt(probe, context=probe), context=probe) != probe:
         raise RuntimeError("the data-key ring does not decrypt what it encrypts")
-    return f"signing key {keys.signer.key_type.upper()} and data keys readable in {hub.settings.keys_dir}"
+    return (f"signing key {keys.signer.key_type.upper()} and data keys readable in"
+            f" {settings.keys_dir}")
 
 
 def certificates_expiry(keys_dir: Path) -> list[tuple[str, datetime]]:
@@ -87,55 +96,64 @@ def certificates_expiry(keys_dir: Path) -> list[tuple[str, datetime]]:
     return found
 
 
-def check_certificates(hub: Any) -> str:
-    certs = certificates_expiry(Path(hub.settings.keys_dir))
+def check_certificates(keys_dir: Path, min_days: float) -> str:
+    """Every certificate under ``keys_dir`` is valid for at least ``min_days`` more days."""
+    certs = certificates_expiry(Path(keys_dir))
     if not certs:
         return "no certificates configured"
     now = datetime.now(timezone.utc)
     name, first = min(certs, key=lambda item: item[1])
     days = (first - now).total_seconds() / 86400
-    if days < hub.settings.certificate_min_days:
+    if days < min_days:
         state = "expired" if days < 0 else f"expires in {days:.1f} days"
         raise RuntimeError(f"certificate {name} {state} ({first:%Y-%m-%d})")
     return f"{len(certs)} certificates; first to expire: {name} in {days:.0f} days"
 
 
-CHECKS: dict[str, Callable[[Any], str]] = {
-    "database": check_database,
-    "broker": check_broker,
-    "keys": check_keys,
-    "certificates": check_certificates,
-}
+def standard_checks(store: Store, open_broker: Callable[[], Broker], cases_queue: str,
+                    settings: Settings) -> dict[str, CheckFn]:
+    """The checks of ``/readyz``, each bound to what it checks: the database, the broker, the
+    keys a restarted process would load, the certificates' expiry."""
+    return {
+        "database": functools.partial(check_database, store),
+        "broker": functools.partial(check_broker, open_broker, cases_queue),
+        "keys": functools.partial(check_keys, settings),
+        "certificates": functools.partial(check_certificates, settings.keys_dir,
+                                          settings.certificate_min_days),
+    }
 
 
 class Readiness:
-    """Runs `CHECKS` in parallel, each within ``timeout`` seconds; caches the verdict."""
+    """Runs ``checks`` in parallel, each within ``timeout`` seconds; caches the verdict ``ttl``
+    seconds. The verdict is ``maintenance`` when ``maintenance`` is set (``HUB_MAINTENANCE``)
+    or the console's switch is on in ``store``."""
 
     MAX_HUNG = 8
 
-    def __init__(self, hub: Any, *, timeout: float | None = None, ttl: float | None = None,
-                 checks: dict[str, Callable[[Any], str]] | None = None) -> None:
-        self.hub = hub
-        self.timeout = hub.settings.readyz_timeout if timeout is None else timeout
-        self.ttl = hub.settings.readyz_cache_seconds if ttl is None else ttl
-        self.checks = dict(CHECKS if checks is None else checks)
+    def __init__(self, store: Store, checks: Mapping[str, CheckFn], *, timeout: float,
+                 ttl: float, maintenance: bool = False) -> None:
+        self.store = store
+        self.timeout = timeout
+        self.ttl = ttl
+        self.maintenance = maintenance
+        self.checks = dict(checks)
         # A hung check keeps its thread: daemon threads (an executor's are joined at interpreter
         # exit, so one hung check would hang the shutdown), at most MAX_HUNG of them at a time.
         self._in_flight = threading.BoundedSemaphore(self.MAX_HUNG)
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
 
-    def _run(self, fn: Callable[[Any], str]) -> Check:
+    def _run(self, fn: CheckFn) -> Check:
         start = time.monotonic()
         try:
-            detail = fn(self.hub)
+            detail = fn()
             return Check(True, detail, (time.monotonic() - start) * 1000)
         except Exception as exc:  # noqa: BLE001 - any failure is "not ready", with its reason
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             return Check(False, f"{type(exc).__name__}: {message}"[:300],
                          (time.monotonic() - start) * 1000)
 
-    def _start(self, fn: Callable[[Any], str]) -> "concurrent.futures.Future[Check]":
+    def _start(self, fn: CheckFn) -> "concurrent.futures.Future[Check]":
         future: concurrent.futures.Future[Check] = concurrent.futures.Future()
         if not self._in_flight.acquire(blocking=False):
             future.set_result(Check(False, f"{self.MAX_HUNG} earlier checks still hung", 0.0))
@@ -163,10 +181,10 @@ class Readiness:
                 except concurrent.futures.TimeoutError:
                     results[name] = Check(False, f"no answer within {self.timeout}s",
                                           self.timeout * 1000)
-            maintenance = self.hub.settings.maintenance
+            maintenance = self.maintenance
             if not maintenance and results.get("database", Check(False, "")).ok:
                 try:
-                    maintenance = controls.in_maintenance(self.hub.store)
+                    maintenance = controls.in_maintenance(self.store)
                 except Exception:  # noqa: BLE001 - the database check already says enough
                     pass
             ready = all(c.ok for c in results.values())
@@ -177,13 +195,30 @@ class Readiness:
             return verdict
 
 
-def init_app(app: Any) -> None:
-    """Register the probes on ``app`` (its ``extensions["hub"]`` is the hub)."""
+READINESS = "readiness"
+METRICS_REGISTRY = "metrics_registry"
 
-    hub = app.extensions["hub"]
-    app.extensions["readiness"] = Readiness(hub)
-    app.extensions["metrics_registry"] = hub_registry(hub)
+
+def init_app(app: Flask, readiness: Readiness, registry: CollectorRegistry) -> None:
+    """Register the probes on ``app``: ``/readyz`` asks ``readiness``, ``/metrics`` serves
+    ``registry`` (`hub.web.metrics.hub_registry`)."""
+    app.extensions[READINESS] = readiness
+    app.extensions[METRICS_REGISTRY] = registry
     app.register_blueprint(blueprint)
+
+
+def _readiness() -> Readiness:
+    found = current_app.extensions[READINESS]
+    if not isinstance(found, Readiness):
+        raise TypeError(f"app.extensions[{READINESS!r}] is not a Readiness")
+    return found
+
+
+def _registry() -> CollectorRegistry:
+    found = current_app.extensions[METRICS_REGISTRY]
+    if not isinstance(found, CollectorRegistry):
+        raise TypeError(f"app.extensions[{METRICS_REGISTRY!r}] is not a CollectorRegistry")
+    return found
 
 
 @blueprint.get("/healthz")
@@ -193,11 +228,11 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    verdict = current_app.extensions["readiness"].verdict()
+    verdict = _readiness().verdict()
     return jsonify(verdict), 200 if verdict["status"] == "ready" else 503
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    body = generate_latest(current_app.extensions["metrics_registry"])
+    body = generate_latest(_registry())
     return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -25,7 +25,8 @@ metric                                         type       labels / source
                                                           scrape could not read it
 =============================================  =========  ========================================
 
-    registry = hub_registry(hub)                        # a CollectorRegistry with `HubCollector`
+    registry = hub_registry(HubCollector(hub.store, hub.agencies, hub.queue_inspector(ttl=0),
+                                         ttl=hub.settings.metrics_cache_seconds))
     text = prometheus_client.generate_latest(registry)
 
 A scrape is computed at most once per ``HUB_METRICS_CACHE_SECONDS`` (default 5) per process.
@@ -35,7 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterator
+from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
@@ -44,6 +45,7 @@ from sqlalchemy import func, select
 
 from hub.ops import controls, records
 from hub.ops.queues import QueueInspector
+from hub.store import Store
 from hub.store.models import DeadLetterRow, ExchangeRow, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -52,13 +54,18 @@ CIRCUIT_STATES = ("closed", "half_open", "open")
 
 
 class HubCollector:
-    """A prometheus-client custom collector reading the store and the broker at scrape time."""
+    """A prometheus-client custom collector reading the store and the broker at scrape time.
 
-    def __init__(self, hub: Any, *, inspector: QueueInspector | None = None,
-                 ttl: float | None = None) -> None:
-        self.hub = hub
-        self.inspector = inspector or QueueInspector(hub, ttl=0)  # cached below, as a whole
-        self.ttl = hub.settings.metrics_cache_seconds if ttl is None else ttl
+    ``store`` gives the exchanges, dead letters, outbox, circuits, pauses and heartbeats;
+    ``inspector`` the queues (best built uncached, ``ttl=0``: the whole scrape is cached here
+    for ``ttl`` seconds); ``agencies`` names the agencies every scrape reports, even idle."""
+
+    def __init__(self, store: Store, agencies: Iterable[str], inspector: QueueInspector, *,
+                 ttl: float) -> None:
+        self.store = store
+        self.agencies = sorted(agencies)
+        self.inspector = inspector
+        self.ttl = ttl
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
 
@@ -99,7 +106,7 @@ class HubCollector:
         yield up
 
     def _store_metrics(self) -> Iterator[Metric]:
-        store = self.hub.store
+        store = self.store
         attempts = CounterMetricFamily("hub_exchange_attempts", "Attempts of agency exchanges",
                                        labels=["agency", "service", "outcome"])
         latency = HistogramMetricFamily("hub_exchange_duration_seconds",
@@ -133,14 +140,14 @@ class HubCollector:
         circuit = GaugeMetricFamily("hub_circuit_state", "Circuit breaker state per agency",
                                     labels=["agency", "state"])
         states = controls.circuit_states(store)
-        for agency in sorted(self.hub.agencies):
+        for agency in self.agencies:
             current = states.get(agency, "closed")
             for state in CIRCUIT_STATES:
                 circuit.add_metric([agency, state], 1 if state == current else 0)
         paused = GaugeMetricFamily("hub_component_paused", "Components paused by an operator",
                                    labels=["component"])
         stopped = controls.paused_components(store)
-        for agency in sorted(self.hub.agencies):
+        for agency in self.agencies:
             component = f"connector.{agency}"
             paused.add_metric([component], 1 if component in stopped else 0)
         workers = GaugeMetricFamily("hub_workers_alive", "Worker processes seen in the last minute",
@@ -148,9 +155,9 @@ class HubCollector:
         yield from (attempts, latency, exchanges, dead, outbox, circuit, paused, workers)
 
 
-def hub_registry(hub: Any, **options: Any) -> CollectorRegistry:
+def hub_registry(collector: HubCollector) -> CollectorRegistry:
     """A registry holding only the hub's collector (the process's own metrics stay out: they
     would differ between the web processes a scraper reaches)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(hub, **options))  # type: ignore[arg-type]
+    registry.register(collector)  # type: ignore[arg-type]
     return registry

@@ -10,9 +10,8 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select, text, update
 
-from hub.appointments.book import AppointmentBook
 from hub.cases.book import find_case
-from hub.cases.deadlines import DeadlineSweeper, due
+from hub.cases.deadlines import due
 from hub.store.attachments import purge_unclaimed_documents
 from hub.demo.scenarios import sample_request
 from hub.testing.agencies import staff_moves, wait_for_status
@@ -65,7 +64,7 @@ def test_due_is_pure_and_the_move_wins_over_reminders():
 def test_a_registration_lapses_after_three_years_with_reminders_before(mock_hub):
     hub = mock_hub()
     ref = _registration(hub)
-    sweeper = DeadlineSweeper(hub)
+    sweeper = hub.deadline_sweeper()
     assert sweeper.sweep(T0 + timedelta(days=365)).reminded == []
     assert sweeper.sweep(T0 + timedelta(days=1005)).reminded == [ref]       # 90 days before
     assert sweeper.sweep(T0 + timedelta(days=1006)).reminded == []          # once only
@@ -90,10 +89,8 @@ def test_a_registration_lapses_after_three_years_with_reminders_before(mock_hub)
 
 
 def _tracking(hub, reference):
-    from hub.cases.submissions import Submissions
-
     with hub.store.session() as session:
-        return Submissions(hub, appointments=AppointmentBook(hub)).view(session, find_case(session, reference))
+        return hub.submissions().view(session, find_case(session, reference))
 
 
 def test_the_tenth_day_rule_is_data(mock_hub, tmp_path):
@@ -121,7 +118,7 @@ def test_the_tenth_day_rule_is_data(mock_hub, tmp_path):
                      ).case.reference
     staff_moves(hub, ref, "summoned", "refused")
     _entered(hub, ref, "refused", T0)
-    sweeper = DeadlineSweeper(hub)
+    sweeper = hub.deadline_sweeper()
     assert sweeper.sweep(T0 + timedelta(days=9, hours=23)).moved == []
     assert sweeper.sweep(T0 + timedelta(days=10)).moved == [ref]
     assert _status(hub, ref) == "deemed_served"

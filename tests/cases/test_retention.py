@@ -14,7 +14,6 @@ from hub.cases.book import find_case
 from hub.cli import main
 from hub.demo.scenarios import licence_request, repatriation_request
 from hub.testing.agencies import staff_moves, wait_for_status
-from hub.cases.retention import RetentionSweeper
 from hub.store.models import (AttachmentRow, AuditRow, CaseEvent, CaseIdentity, ExchangeRow,
                               OutboxRow)
 
@@ -60,12 +59,12 @@ def test_closed_cases_past_retention_are_anonymized_and_audited(mock_hub):
     repatriation, licence, still_open, storage_key = _cases(hub)
     assert hub.settings.retention_for("repatriation_of_remains") == 365
 
-    dry = RetentionSweeper(hub).run(NOW, dry_run=True)
+    dry = hub.retention_sweeper().run(NOW, dry_run=True)
     assert [item.reference for item in dry.anonymized] == [repatriation]
     with hub.store.session() as session:  # a dry run changes nothing
         assert find_case(session, repatriation).data["deceased"]["cause_of_death"] == CAUSE
 
-    report = RetentionSweeper(hub).run(NOW)
+    report = hub.retention_sweeper().run(NOW)
     assert [item.reference for item in report.anonymized] == [repatriation]
     assert report.documents_removed == 1
     assert not (hub.attachments.root / storage_key).exists()
@@ -93,8 +92,8 @@ def test_closed_cases_past_retention_are_anonymized_and_audited(mock_hub):
         assert find_case(session, still_open).anonymized_at is None
 
     # Idempotent: nothing more to do at the same time; the licence's turn comes later.
-    assert RetentionSweeper(hub).run(NOW).anonymized == []
-    later = RetentionSweeper(hub).run(NOW + timedelta(days=331))
+    assert hub.retention_sweeper().run(NOW).anonymized == []
+    later = hub.retention_sweeper().run(NOW + timedelta(days=331))
     assert [item.reference for item in later.anonymized] == [licence]
 
     # The chain covers digests, not data: it still verifies from its start.
@@ -112,7 +111,7 @@ def test_the_cause_of_death_is_gone_even_from_raw_rows_of_old_keys(mock_hub):
     with hub.store.engine.connect() as conn:
         before = conn.execute(text("SELECT data FROM cases WHERE reference = :r"),
                               {"r": repatriation}).scalar_one()
-    RetentionSweeper(hub).run(NOW)
+    hub.retention_sweeper().run(NOW)
     with hub.store.engine.connect() as conn:
         after = conn.execute(text("SELECT data FROM cases WHERE reference = :r"),
                              {"r": repatriation}).scalar_one()
@@ -150,7 +149,7 @@ def test_sent_messages_are_purged_after_the_message_retention(mock_hub):
             OutboxRow.sent_at.is_not(None)))
         session.execute(update(OutboxRow).values(sent_at=NOW - timedelta(days=91)))
     assert sent > 0
-    report = RetentionSweeper(hub).run(NOW)
+    report = hub.retention_sweeper().run(NOW)
     with hub.store.session() as session:
         assert session.scalar(select(func.count()).select_from(OutboxRow)) == 0
     assert report.messages_purged > 0

@@ -6,6 +6,7 @@ from lxml import etree
 
 from hub.testing.conformance import NODE_ID, envelope_for
 from connectors.dgsn.simulator import DgsnSimulator
+from connectors.base import ConnectorDeps
 from connectors.registry import build_connector, load_agencies
 from connectors.xml import (XROAD, XRoadHeader, parse_xml, request_hash, serialize,
                             soap_envelope, validate_xml, xml_schema)
@@ -50,7 +51,7 @@ def test_xroad_header_round_trip_and_validates_against_the_protocol_schema() -> 
 def test_simulator_echoes_the_header_in_order_with_the_request_hash() -> None:
     with DgsnSimulator() as simulator:
         config = load_agencies()["dgsn"].with_overrides(base_url=simulator.url)
-        with build_connector(config, node_id=NODE_ID) as connector:
+        with build_connector(config, ConnectorDeps(node_id=NODE_ID)) as connector:
             envelope = envelope_for("dgsn", "verify_identity", {"person": person()})
             connector.send(envelope)
             sent = simulator.requests[0].body.encode("utf-8")
@@ -86,7 +87,7 @@ class _NoHash(DgsnSimulator):
 def test_connector_refuses_an_answer_to_another_request(simulator_class: type) -> None:
     with simulator_class() as simulator:
         config = load_agencies()["dgsn"].with_overrides(base_url=simulator.url)
-        with build_connector(config, node_id=NODE_ID) as connector:
+        with build_connector(config, ConnectorDeps(node_id=NODE_ID)) as connector:
             with pytest.raises(BadAgencyReply):
                 connector.send(envelope_for("dgsn", "verify_identity", {"person": person()}))
 

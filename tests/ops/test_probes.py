@@ -63,13 +63,13 @@ def test_readyz_checks_have_a_time_limit_and_the_verdict_is_cached(ops_hub):
     calls = []
     release = threading.Event()
 
-    def hung(_hub):  # type: ignore[no-untyped-def]
+    def hung():  # type: ignore[no-untyped-def]
         calls.append("hung")
         release.wait(5)
         return "late"
 
-    readiness = Readiness(ops_hub, timeout=0.2, ttl=60,
-                          checks={"hung": hung, "fine": lambda _hub: "ok"})
+    readiness = Readiness(ops_hub.store, {"hung": hung, "fine": lambda: "ok"}, timeout=0.2,
+                          ttl=60)
     try:
         verdict = readiness.verdict()
         assert verdict["status"] == "not_ready"
@@ -102,10 +102,11 @@ def test_certificate_expiry_fails_readiness(ops_hub):
     (keys / "tls").mkdir()
     (keys / "tls" / "hub.crt").write_bytes(_certificate(keys, days=400))
     (keys / "tls" / "hub.key.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
-    assert "first to expire: tls/hub.crt in" in check_certificates(ops_hub)
+    min_days = ops_hub.settings.certificate_min_days
+    assert "first to expire: tls/hub.crt in" in check_certificates(keys, min_days)
     (keys / "agency.pem").write_bytes(_certificate(keys, days=2))
     try:
-        check_certificates(ops_hub)
+        check_certificates(keys, min_days)
     except RuntimeError as exc:
         assert "agency.pem expires in 2" in str(exc) or "agency.pem expires in 1" in str(exc)
     else:

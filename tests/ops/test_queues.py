@@ -10,7 +10,7 @@ import pytest
 
 from hub.web.admin.charts import bar_chart
 from hub.masking import redact, safe_details
-from hub.ops.queues import ManagementApi, QueueInspector
+from hub.ops.queues import ManagementApi
 
 from .conftest import licence, wait_for
 
@@ -53,7 +53,7 @@ def management():  # type: ignore[no-untyped-def]
 def test_figures_come_from_the_management_api_when_it_answers(hub_factory, management):
     hub = hub_factory()
     queue = hub.topology.agency_queue("narsa")
-    inspector = QueueInspector(hub, ttl=0)
+    inspector = hub.queue_inspector(ttl=0)
     inspector.management = ManagementApi.for_settings(
         "amqp://guest:guest@127.0.0.1:5672/%2F", f"http://127.0.0.1:{management.server_port}")
     _FakeManagement.queues = [{
@@ -79,7 +79,7 @@ def test_adapter_figures_when_management_is_absent(hub_factory, rabbitmq_url):
     from hub.ops import controls
 
     controls.pause(hub.store, "connector.narsa", actor="admin:test")
-    inspector = QueueInspector(hub, ttl=0)
+    inspector = hub.queue_inspector(ttl=0)
     with hub.run(concurrency=1, cases=0, recorder=False):
         hub.submit("driving_licence_authentication", licence())
         queue = hub.topology.agency_queue("narsa")
@@ -137,7 +137,7 @@ def test_figures_from_the_real_management_api(hub_factory, rabbitmq_url):
     from hub.ops import controls
 
     controls.pause(hub.store, "connector.narsa", actor="admin:test")
-    inspector = QueueInspector(hub, ttl=0)
+    inspector = hub.queue_inspector(ttl=0)
     assert inspector.management is not None
     with hub.run(concurrency=1, cases=0, recorder=False):
         for serial in (100001, 100011):

@@ -197,7 +197,6 @@ def test_a_sealed_value_moved_to_another_row_does_not_open(mock_hub: Any) -> Non
 @pytest.mark.parametrize("with_keys", [True, False], ids=["upgrade-with-keys", "reencrypt-later"])
 def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any, database_url: str,
                                                              with_keys: bool) -> None:
-    from hub.store.rekey import Reencryption
     from hub.store import Store
 
     hub = hub_factory(database_url=database_url)
@@ -220,7 +219,7 @@ def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any, 
         bare.upgrade()
         bare.dispose()
         assert any("QL551237" in row for _, row in _raw_text(hub.store.engine))
-        report = Reencryption(hub).run()  # what `hub keys reencrypt` runs
+        report = hub.reencryption().run()  # what `hub keys reencrypt` runs
         assert report.moved["cases"] == 1 and report.moved["outbox"] == 1
     assert not any("QL551237" in row or "Oumghar" in row
                    for _, row in _raw_text(hub.store.engine))

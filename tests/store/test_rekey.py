@@ -20,7 +20,7 @@ from hub.keyset import HubKeys
 from hub.testing.agencies import staff_moves, wait_for_status
 from hub.store.outbox import enqueue
 from hub.envelope import Envelope, SchemaRef
-from hub.store.rekey import Progress, Reencryption, rotate_and_reencrypt
+from hub.store.rekey import Progress, rotate_and_reencrypt
 from hub.runtime import Hub
 from hub.testing.plugin import wait_for
 
@@ -107,7 +107,7 @@ def test_rotation_reencrypts_every_row_and_retires_the_old_key(mock_hub: Any,
     assert old in set().union(*_key_ids_in_rows(hub).values())
     lines: list[Progress] = []
 
-    report = rotate_and_reencrypt(hub, batch=3, settle=0,
+    report = rotate_and_reencrypt(hub.reencryption(batch=3), settle=0,
                                   progress=lambda p: lines.append(Progress(p.total, p.done)))
 
     new = hub.keys.data.active_key_id
@@ -140,17 +140,18 @@ def test_an_interrupted_reencryption_resumes_where_it_stopped(mock_hub: Any,
         if progress.done >= 2:
             stop.set()  # e.g. SIGTERM during a deployment: the batch in hand commits, no more
 
-    first = rotate_and_reencrypt(hub, batch=1, settle=0, progress=interrupt, stop=stop)
+    first = rotate_and_reencrypt(hub.reencryption(batch=1), settle=0, progress=interrupt,
+                                 stop=stop)
     new = hub.keys.data.active_key_id
     assert not first.complete and first.retired == []
     assert old in hub.keys.data.key_ids  # still needed by the rows not moved yet
-    left = Reencryption(hub).pending()
+    left = hub.reencryption().pending()
     assert 0 < sum(left.values())
     assert old in set().union(*_key_ids_in_rows(hub).values())
     _readable(hub, made)  # meanwhile, rows under either key are read as usual
 
     # A new run (`hub keys reencrypt`) finds what is left by the rows' key ids.
-    resumed = rotate_and_reencrypt(hub, rotate=False, batch=50, settle=0)
+    resumed = rotate_and_reencrypt(hub.reencryption(batch=50), rotate=False, settle=0)
     assert resumed.complete and resumed.retired == [old]
     assert sum(resumed.moved.values()) == sum(left.values())
     assert hub.keys.data.active_key_id == new
@@ -177,7 +178,7 @@ def test_a_row_sealed_with_an_unknown_key_blocks_retirement_but_not_the_others(
         conn.execute(text("UPDATE exchanges SET reply = replace(reply, :old, 'kgone') WHERE id = "
                           "(SELECT min(id) FROM exchanges WHERE reply LIKE '%enc:v1:%')"),
                      {"old": old})
-    report = rotate_and_reencrypt(hub, batch=10, settle=0)
+    report = rotate_and_reencrypt(hub.reencryption(batch=10), settle=0)
     assert not report.complete and len(report.failed) == 1
     assert report.failed[0].startswith("exchanges:")
     assert report.retired == [] and old in hub.keys.data.key_ids

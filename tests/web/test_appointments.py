@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from hub.appointments.book import import_legacy
 from hub.demo.scenarios import sample_request
 from hub.store.models import BookingRow, SlotRow
 from hub.web.app import create_app
@@ -126,7 +125,7 @@ def counts(hub):
 
 
 def test_legacy_import_reports_rejections_and_is_safe_to_run_twice(hub):
-    first = import_legacy(hub, legacy_csv())
+    first = hub.appointment_book().import_legacy(legacy_csv())
     assert first.imported == ["L-1001", "L-1002", "L-1003"]
     reasons = {r["line"]: r["reasons"] for r in first.rejected}
     assert reasons[5] == ["unknown post 'XX-NOP'"]
@@ -143,15 +142,15 @@ def test_legacy_import_reports_rejections_and_is_safe_to_run_twice(hub):
         assert slot.starts_at.hour in (7, 8)  # 09:00 in Madrid, stored in UTC
     before = counts(hub)
 
-    second = import_legacy(hub, legacy_csv())
+    second = hub.appointment_book().import_legacy(legacy_csv())
     assert second.imported == [] and second.already_imported == ["L-1001", "L-1002", "L-1003"]
     assert [r["line"] for r in second.rejected] == [5, 6, 7, 8, 9]
     assert counts(hub) == before
 
 
 def test_legacy_import_dry_run_and_cli(hub, tmp_path):
-    assert import_legacy(hub, legacy_csv(), dry_run=True).imported == ["L-1001", "L-1002",
-                                                                        "L-1003"]
+    dry = hub.appointment_book().import_legacy(legacy_csv(), dry_run=True)
+    assert dry.imported == ["L-1001", "L-1002", "L-1003"]
     assert counts(hub) == (0, 0)
     from hub.cli import main
 

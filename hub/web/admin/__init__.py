@@ -11,24 +11,28 @@ digests, never case contents. `init_app` is called by `hub.web.app.create_app`.
 """
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+
+from flask import Flask
 
 from hub.keyset import load_or_create_secret
-from hub.ops.queues import QueueInspector
 from hub.web.admin.api import blueprint as api
+from hub.web.admin.auth import OperatorGate
+from hub.web.admin.parts import install
+from hub.web.admin.service import AdminConsole
 from hub.web.admin.views import blueprint as console
 
 
-def init_app(app: Any) -> None:
-
-    hub = app.extensions["hub"]
+def init_app(app: Flask, admin: AdminConsole, gate: OperatorGate, *, keys_dir: Path) -> None:
+    """Register the console and the admin API on ``app``, over ``admin`` and behind ``gate``;
+    the session key is kept in ``keys_dir``."""
     if not app.secret_key:
         # Shared by every web process of the deployment (same keys directory), so a session
         # survives a load balancer switching processes.
-        app.secret_key = load_or_create_secret(hub.settings.keys_dir / "admin-session.key")
+        app.secret_key = load_or_create_secret(keys_dir / "admin-session.key")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Strict")
     app.config.setdefault("SESSION_COOKIE_PATH", "/admin")
-    app.extensions["queue_inspector"] = QueueInspector(hub)
+    install(app, admin, gate)
     app.register_blueprint(console)
     app.register_blueprint(api)

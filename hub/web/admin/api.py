@@ -15,24 +15,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from hub.web.admin import service
-from hub.web.admin.auth import authorize
 from hub.errors import InvalidMessage, UnknownRoute
-from hub.ops import controls, records
 from hub.masking import redact
+from hub.ops import records
+from hub.web.admin import service
+from hub.web.admin.parts import console, gate
 
 blueprint = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 
 
-def _hub() -> Any:
-    return current_app.extensions["hub"]
-
-
 @blueprint.before_request
 def _authorize() -> None:
-    g.operator = authorize(_hub())
+    g.operator = gate().authorize()
 
 
 def _time(name: str) -> datetime | None:
@@ -58,25 +54,25 @@ def _body() -> dict[str, Any]:
 
 
 def _agency(name: str) -> str:
-    if name not in _hub().agencies:
+    if name not in console().agencies:
         raise UnknownRoute(f"no agency named {name!r}")
     return name
 
 
 @blueprint.get("/overview")
 def overview() -> Response:
-    return jsonify(service.overview(_hub(), current_app.extensions["queue_inspector"]))
+    return jsonify(console().overview())
 
 
 @blueprint.get("/queues")
 def queues() -> Response:
-    return jsonify(service.queue_figures(_hub(), current_app.extensions["queue_inspector"]))
+    return jsonify(console().queue_figures())
 
 
 @blueprint.get("/agencies")
 def agencies() -> Response:
     window = request.args.get("window", default=15.0, type=float) or 15.0
-    return jsonify(service.agencies(_hub(), window_minutes=window))
+    return jsonify(console().agency_health(window_minutes=window))
 
 
 def _filter() -> service.DeadLetterFilter:
@@ -90,14 +86,14 @@ def _filter() -> service.DeadLetterFilter:
 
 @blueprint.get("/dead-letters")
 def dead_letters() -> Response:
-    return jsonify(service.dead_letters(_hub(), _filter()))
+    return jsonify(console().dead_letters(_filter()))
 
 
 @blueprint.post("/dead-letters/replay")
 def replay() -> Response:
     body = _body()
     if body.get("all"):
-        ids = service.matching_ids(_hub(), service.DeadLetterFilter(
+        ids = console().matching_ids(service.DeadLetterFilter(
             queue=body.get("queue"), error_code=body.get("code"),
             correlation_id=body.get("case")))
     else:
@@ -105,7 +101,7 @@ def replay() -> Response:
         if not isinstance(raw, list) or not all(isinstance(i, int) for i in raw):
             raise InvalidMessage('name the dead letters: {"ids": [1, 2]} or {"all": true}')
         ids = raw
-    return jsonify(service.replay(_hub(), ids, actor=g.operator.actor))
+    return jsonify(console().replay(ids, actor=g.operator.actor))
 
 
 @blueprint.get("/records")
@@ -118,7 +114,7 @@ def operational_records() -> Response:
         message_id=request.args.get("message") or None,
         limit=request.args.get("limit", default=200, type=int) or 200,
         offset=request.args.get("offset", default=0, type=int) or 0)
-    return jsonify([record_dict(r) for r in records.find(_hub().store, query)])
+    return jsonify([record_dict(r) for r in console().find_records(query)])
 
 
 def record_dict(r: Any) -> dict[str, Any]:
@@ -138,18 +134,17 @@ def record_dict(r: Any) -> dict[str, Any]:
 
 @blueprint.get("/trace/<path:query>")
 def trace(query: str) -> tuple[Response, int]:
-    found = service.trace(_hub(), query)
+    found = console().trace(query)
     return jsonify(found.as_dict()), 200 if found.found else 404
 
 
 @blueprint.post("/connectors/<agency>/<action>")
 def connector(agency: str, action: str) -> Response:
     component = f"connector.{_agency(agency)}"
-    hub = _hub()
     if action == "pause":
-        controls.pause(hub.store, component, actor=g.operator.actor, audit=hub.audit)
+        console().pause(component, actor=g.operator.actor)
     elif action == "resume":
-        controls.resume(hub.store, component, actor=g.operator.actor, audit=hub.audit)
+        console().resume(component, actor=g.operator.actor)
     else:
         raise UnknownRoute(f"no action {action!r}: use pause or resume")
     return jsonify(component=component, paused=action == "pause")
@@ -158,6 +153,5 @@ def connector(agency: str, action: str) -> Response:
 @blueprint.post("/maintenance")
 def maintenance() -> Response:
     on = bool(_body().get("on"))
-    hub = _hub()
-    controls.set_maintenance(hub.store, on, actor=g.operator.actor, audit=hub.audit)
+    console().set_maintenance(on, actor=g.operator.actor)
     return jsonify(maintenance=on)

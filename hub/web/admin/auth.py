@@ -1,4 +1,5 @@
-"""Who may operate the hub: one function, `authorize`, decides for the console and the admin API.
+"""Who may operate the hub: one gate, `OperatorGate.authorize`, decides for the console and the
+admin API.
 
 Administrators operate (queues, dead letters, replays, pauses) and never read case contents.
 
@@ -20,11 +21,13 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 from flask import request, session
 
+from hub.config import Settings
 from hub.errors import InvalidToken, SecurityError
+from security.tokens import Principal
 
 SESSION_KEY = "operator"
 
@@ -50,7 +53,7 @@ class Operator:
         return self.role == "admin"
 
 
-def operator_token(settings: Any) -> str:
+def operator_token(settings: Settings) -> str:
     """The deployment's operator token (see the module docstring)."""
     if settings.admin_token:
         return settings.admin_token
@@ -63,7 +66,7 @@ def operator_token(settings: Any) -> str:
     return path.read_text("utf-8").strip()
 
 
-def check_token(settings: Any, token: str | None) -> bool:
+def check_token(settings: Settings, token: str | None) -> bool:
     expected = operator_token(settings)
     return bool(token) and hmac.compare_digest(token.encode(), expected.encode())
 
@@ -72,41 +75,48 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2 and token.startswith("ey")
 
 
-def _from_token(hub: Any, token: str, name: str | None) -> Operator:
-    """Whoever ``token`` names, if they may operate the hub."""
-    if _looks_like_jwt(token):
-        try:
-            principal = hub.tokens.verify_token(token)
-        except InvalidToken as exc:
-            raise NotAuthorized(f"the access token is not valid: {exc.message}") from None
-        if not principal.can_operate():
-            raise NotAuthorized(f"role {principal.role!r} does not operate the hub")
-        return Operator(name=principal.subject, role=principal.role)
-    if check_token(hub.settings, token):
-        return Operator(name=(name or "operator").strip()[:64] or "operator")
-    raise NotAuthorized("wrong operator token")
+@dataclass(frozen=True)
+class OperatorGate:
+    """Decides who operates the hub: personal access tokens checked by ``verify_token``
+    (`security.tokens.TokenAuthority.verify_token`), or the deployment's operator token
+    (``HUB_ADMIN_TOKEN`` or the keys directory's, from ``settings``)."""
 
+    verify_token: Callable[[str], Principal]
+    settings: Settings
 
-def authorize(hub: Any) -> Operator:
-    """The operator making this request, or `NotAuthorized`."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return _from_token(hub, header[len("Bearer "):].strip(),
-                           request.headers.get("X-Operator") or "api")
-    name = session.get(SESSION_KEY)
-    if name:
-        return Operator(name=str(name), role=str(session.get("role", "admin")))
-    raise NotAuthorized("sign in as an operator")
+    def _from_token(self, token: str, name: str | None) -> Operator:
+        """Whoever ``token`` names, if they may operate the hub."""
+        if _looks_like_jwt(token):
+            try:
+                principal = self.verify_token(token)
+            except InvalidToken as exc:
+                raise NotAuthorized(f"the access token is not valid: {exc.message}") from None
+            if not principal.can_operate():
+                raise NotAuthorized(f"role {principal.role!r} does not operate the hub")
+            return Operator(name=principal.subject, role=principal.role)
+        if check_token(self.settings, token):
+            return Operator(name=(name or "operator").strip()[:64] or "operator")
+        raise NotAuthorized("wrong operator token")
 
+    def authorize(self) -> Operator:
+        """The operator making this request, or `NotAuthorized`."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return self._from_token(header[len("Bearer "):].strip(),
+                                    request.headers.get("X-Operator") or "api")
+        name = session.get(SESSION_KEY)
+        if name:
+            return Operator(name=str(name), role=str(session.get("role", "admin")))
+        raise NotAuthorized("sign in as an operator")
 
-def sign_in(hub: Any, name: str, token: str) -> Operator:
-    """Check ``token`` (personal or operator token) and open a console session."""
-    operator = _from_token(hub, (token or "").strip(), name)
-    session.clear()
-    session["role"] = operator.role
-    session[SESSION_KEY] = operator.name
-    session["csrf"] = secrets.token_urlsafe(16)
-    return operator
+    def sign_in(self, name: str, token: str) -> Operator:
+        """Check ``token`` (personal or operator token) and open a console session."""
+        operator = self._from_token((token or "").strip(), name)
+        session.clear()
+        session["role"] = operator.role
+        session[SESSION_KEY] = operator.name
+        session["csrf"] = secrets.token_urlsafe(16)
+        return operator
 
 
 def csrf_token() -> str:

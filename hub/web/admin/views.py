@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import (Blueprint, Response, current_app, flash, g, redirect, render_template,
-                   request, url_for)
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from hub.web.admin import service
-from hub.web.admin.auth import NotAuthorized, authorize, check_csrf, csrf_token, sign_in
-from hub.web.admin.charts import bar_chart
 from hub.errors import UnknownRoute
-from hub.ops import controls, records
+from hub.ops import records
 from hub.store.models import utcnow
+from hub.web.admin import service
+from hub.web.admin.auth import NotAuthorized, check_csrf, csrf_token
+from hub.web.admin.charts import bar_chart
+from hub.web.admin.parts import console, gate
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                       static_folder="static", static_url_path="/static")
@@ -23,16 +23,12 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="t
 PUBLIC = {"admin.login", "admin.static"}
 
 
-def _hub() -> Any:
-    return current_app.extensions["hub"]
-
-
 @blueprint.before_request
 def _authorize() -> Response | None:
     if request.endpoint in PUBLIC:
         return None
     try:
-        g.operator = authorize(_hub())
+        g.operator = gate().authorize()
     except NotAuthorized:
         return redirect(url_for("admin.login", next=request.full_path))
     if request.method == "POST":
@@ -78,7 +74,7 @@ def login() -> Any:
         target = url_for("admin.overview")  # no open redirect
     if request.method == "POST":
         try:
-            sign_in(_hub(), request.form.get("name", ""), request.form.get("token", ""))
+            gate().sign_in(request.form.get("name", ""), request.form.get("token", ""))
         except NotAuthorized as exc:
             return render_template("admin/login.html", error=exc.message, next=target), 403
         return redirect(target)
@@ -95,9 +91,8 @@ def logout() -> Response:
 
 @blueprint.get("/")
 def overview() -> str:
-    hub = _hub()
-    data = service.overview(hub, current_app.extensions["queue_inspector"])
-    points = service.chart_points(hub, minutes=60)
+    data = console().overview()
+    points = console().chart_points(minutes=60)
     chart = bar_chart([(p.at, p.succeeded, p.failed) for p in points],
                       title="Agency attempts per minute, last hour (green answered, red failed)")
     work = [q for q in data["queues"] if q["kind"] == "work"]
@@ -117,16 +112,14 @@ def dead_letters() -> str:
         status=None if status == "all" else status, queue=request.args.get("queue") or None,
         error_code=request.args.get("code") or None,
         correlation_id=(request.args.get("case") or "").strip().upper() or None)
-    hub = _hub()
-    return render_template("admin/dead_letters.html", rows=service.dead_letters(hub, flt),
-                           flt=flt, status=status, summary=service.dead_letter_summary(hub))
+    return render_template("admin/dead_letters.html", rows=console().dead_letters(flt),
+                           flt=flt, status=status, summary=console().dead_letter_summary())
 
 
 @blueprint.post("/dead-letters/replay")
 def replay() -> Response:
-    hub = _hub()
     if request.form.get("all"):
-        ids = service.matching_ids(hub, service.DeadLetterFilter(
+        ids = console().matching_ids(service.DeadLetterFilter(
             queue=request.form.get("queue") or None, error_code=request.form.get("code") or None,
             correlation_id=request.form.get("case") or None))
     else:
@@ -134,7 +127,7 @@ def replay() -> Response:
     if not ids:
         flash("Select at least one dead letter to replay.", "warning")
     else:
-        result = service.replay(hub, ids, actor=g.operator.actor)
+        result = console().replay(ids, actor=g.operator.actor)
         message = f"Replayed {len(result['replayed'])} of {result['requested']} dead letters."
         if result["skipped"]:
             message += f" Not parked any more (skipped): {', '.join(map(str, result['skipped']))}."
@@ -146,7 +139,7 @@ def replay() -> Response:
 @blueprint.get("/trace")
 def trace() -> str:
     query = request.args.get("q", "").strip()
-    found = service.trace(_hub(), query) if query else None
+    found = console().trace(query) if query else None
     return render_template("admin/trace.html", q=query, trace=found,
                            refresh=3 if found is not None and found.in_flight else None)
 
@@ -158,20 +151,18 @@ def operational_records() -> str:
         since=utcnow() - timedelta(minutes=minutes), agency=request.args.get("agency") or None,
         service=request.args.get("service") or None,
         outcome=request.args.get("outcome") or None, limit=200)
-    hub = _hub()
-    return render_template("admin/records.html", rows=records.find(hub.store, query),
-                           query=query, minutes=minutes, agencies=sorted(hub.agencies),
-                           services=hub.catalog.names(),
+    return render_template("admin/records.html", rows=console().find_records(query),
+                           query=query, minutes=minutes, agencies=console().agency_names(),
+                           services=console().service_names(),
                            outcomes=records.OUTCOMES)
 
 
 @blueprint.post("/connectors/<agency>/<action>")
 def connector(agency: str, action: str) -> Response:
-    hub = _hub()
-    if agency not in hub.agencies or action not in ("pause", "resume"):
+    if agency not in console().agencies or action not in ("pause", "resume"):
         raise UnknownRoute(f"no {action} for {agency}")
-    (controls.pause if action == "pause" else controls.resume)(
-        hub.store, f"connector.{agency}", actor=g.operator.actor, audit=hub.audit)
+    (console().pause if action == "pause" else console().resume)(
+        f"connector.{agency}", actor=g.operator.actor)
     flash(f"{agency}: {'paused, its messages wait in the queue' if action == 'pause' else 'resumed'}.",
           "ok")
     return redirect(url_for("admin.overview"))
@@ -179,8 +170,7 @@ def connector(agency: str, action: str) -> Response:
 
 @blueprint.post("/maintenance")
 def maintenance() -> Response:
-    hub = _hub()
     on = request.form.get("on") == "1"
-    controls.set_maintenance(hub.store, on, actor=g.operator.actor, audit=hub.audit)
+    console().set_maintenance(on, actor=g.operator.actor)
     flash("Maintenance mode on: /readyz answers 503." if on else "Maintenance mode off.", "ok")
     return redirect(url_for("admin.overview"))

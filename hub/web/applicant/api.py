@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from hub.errors import MessageTooLarge, SchemaViolation, UnsupportedMediaType
 from hub.web.forms import bundle
@@ -30,18 +30,16 @@ from hub.web.guide import service_guide, service_summary, service_title
 from hub.i18n.translate import Translator, translator
 from hub.schemas import load_document
 from hub.cases.submissions import CaseView, Submissions
+from hub.web import parts
 from hub.web.negotiation import json_body, language
 from hub.web.problems import field_errors_response
 
 blueprint = Blueprint("intake", __name__, url_prefix="/api/v1")
 
 
-def _hub() -> Any:
-    return current_app.extensions["hub"]
-
 
 def submissions() -> Submissions:
-    return current_app.extensions["hub.submissions"]
+    return parts.submissions()
 
 
 blueprint.register_error_handler(SchemaViolation, field_errors_response)
@@ -54,18 +52,18 @@ blueprint.register_error_handler(SchemaViolation, field_errors_response)
 def services() -> Response:
     t = translator(language())
     return jsonify(language=t.language,
-                   services=[service_summary(d, t) for d in _hub().catalog])
+                   services=[service_summary(d, t) for d in parts.catalog()])
 
 
 @blueprint.get("/services/<service>")
 def guide(service: str) -> Response:
     t = translator(language())
-    return jsonify(service_guide(_hub().catalog.get(service), t))
+    return jsonify(service_guide(parts.catalog().get(service), t))
 
 
 @blueprint.get("/services/<service>/schema")
 def intake_schema(service: str) -> Response:
-    definition = _hub().catalog.get(service)
+    definition = parts.catalog().get(service)
     return jsonify(bundle(definition.intake_schema))
 
 
@@ -79,13 +77,12 @@ def openapi() -> Response:
 
 @blueprint.post("/attachments")
 def upload() -> tuple[Response, int]:
-    hub = _hub()
     declared = (request.mimetype or "").lower()
     if declared not in ("application/pdf", "image/jpeg", "image/png",
                         "application/octet-stream"):
         raise UnsupportedMediaType("send the document's bytes as application/pdf, image/jpeg or"
                                    " image/png")
-    limit = hub.settings.max_attachment_bytes
+    limit = parts.settings().max_attachment_bytes
     if request.content_length is not None and request.content_length > limit:
         raise MessageTooLarge(f"a document may not exceed {limit} bytes", limit=limit)
     request.max_content_length = limit + 1  # this route's own ceiling (Flask 3.1)
@@ -97,7 +94,7 @@ def upload() -> tuple[Response, int]:
 
 @blueprint.post("/services/<service>/requests")
 def submit(service: str) -> tuple[Response, int]:
-    definition = _hub().catalog.get(service)
+    definition = parts.catalog().get(service)
     g.intake_schema = definition.intake_schema
     data = json_body()
     opened = submissions().submit(service, data, language=language())
@@ -115,7 +112,7 @@ def _secret() -> str:
 def case_json(view: CaseView, t: Translator) -> dict[str, Any]:
     return {
         "reference": view.reference, "service": view.service,
-        "service_title": service_title(_hub().catalog.get(view.service), t),
+        "service_title": service_title(parts.catalog().get(view.service), t),
         "status": view.status, "status_label": t.status(view.status), "final": view.final,
         "reason": view.reason, "reason_label": t.reason(view.reason),
         "can_answer": view.can_answer, "can_withdraw": view.can_withdraw,
@@ -151,7 +148,7 @@ def answer(reference: str) -> Response:
         raise SchemaViolation("an answer is {\"updates\": {...}}", errors=[
             {"field": "updates", "code": "type", "message": "updates must be an object"}])
     view = submissions().track(reference, _secret(), audit=False)
-    g.intake_schema = _hub().catalog.get(view.service).intake_schema
+    g.intake_schema = parts.catalog().get(view.service).intake_schema
     view = submissions().answer(reference, _secret(), updates)
     return jsonify(case_json(view, translator(language())))
 

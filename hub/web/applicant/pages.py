@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import (Blueprint, Response, abort, current_app, redirect, render_template,
+from flask import (Blueprint, Response, abort, redirect, render_template,
                    request, url_for)
 
 from hub.config import LANGUAGES
@@ -31,6 +31,7 @@ from hub.web.forms import FormField, form_fields, localize_errors
 from hub.web.guide import service_guide, service_title
 from hub.i18n.translate import NATIVE_NAMES, Translator, best_language
 from hub.cases.posts import all_posts
+from hub.web import parts
 from hub.web.negotiation import page_translator
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
@@ -39,9 +40,6 @@ blueprint = Blueprint("pages", __name__, template_folder="templates")
 POST_FIELDS = {"post"}
 _INDEX = re.compile(r"^\d+$")
 
-
-def _hub() -> Any:
-    return current_app.extensions["hub"]
 
 
 def _render(template: str, t: Translator, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -54,7 +52,7 @@ def _render(template: str, t: Translator, status: int = 200, **context: Any) -> 
 @blueprint.get("/")
 def home() -> Response:
     lang = best_language([request.accept_languages.best_match(LANGUAGES)],
-                         _hub().settings.default_language)
+                         parts.settings().default_language)
     return redirect(url_for("pages.services", lang=lang))
 
 
@@ -62,7 +60,7 @@ def home() -> Response:
 def services(lang: str) -> tuple[str, int]:
     t = page_translator(lang)
     offered = [(d.name, service_title(d, t), t(d.guide.summary) if d.guide else "")
-               for d in _hub().catalog if not _inbound_only(d)]
+               for d in parts.catalog() if not _inbound_only(d)]
     return _render("services.html", t, services=offered)
 
 
@@ -74,7 +72,7 @@ def _inbound_only(definition: Any) -> bool:
 @blueprint.route("/<lang>/services/<service>", methods=["GET", "POST"])
 def service_form(lang: str, service: str) -> tuple[str, int]:
     t = page_translator(lang)
-    definition = _hub().catalog.get(service)  # 404 for an unknown service
+    definition = parts.catalog().get(service)  # 404 for an unknown service
     if _inbound_only(definition):
         abort(404)
     form = form_fields(definition.intake_schema)
@@ -82,14 +80,14 @@ def service_form(lang: str, service: str) -> tuple[str, int]:
     errors: list[dict[str, Any]] = []
     if request.method == "POST":
         # The form carries its documents: room for each, beyond the hub's message limit.
-        settings = _hub().settings
+        settings = parts.settings()
         documents = sum(1 for f in _leaves(form) if f.kind == "document")
         request.max_content_length = (settings.max_message_bytes
                                       + documents * settings.max_attachment_bytes)
         values = {k: v for k, v in request.form.items() if v.strip()}
         try:
             data = _request_data(form, values)
-            opened = current_app.extensions["hub.submissions"].submit(service, data,
+            opened = parts.submissions().submit(service, data,
                                                                       language=lang)
         except SchemaViolation as exc:
             errors = localize_errors(exc.errors, definition.intake_schema, t)
@@ -119,12 +117,12 @@ def _request_data(form: FormField, values: dict[str, str]) -> dict[str, Any]:
             _set(data, path, int(value))
         else:
             _set(data, path, value.strip())
-    submissions = current_app.extensions["hub.submissions"]
+    submissions = parts.submissions()
     refused: list[dict[str, str]] = []
     for path, upload in request.files.items():
         if kinds.get(path) != "document" or not upload.filename:
             continue
-        content = upload.read(_hub().settings.max_attachment_bytes + 1)
+        content = upload.read(parts.settings().max_attachment_bytes + 1)
         try:
             # The browser declares a type from the file's name; the content decides.
             stored = submissions.upload(content, declared_type=None)
@@ -181,9 +179,9 @@ def track(lang: str) -> tuple[str, int]:
         return _render("track.html", t, reference=reference, case=None, error=None)
     secret = (request.form.get("secret") or "").strip()
     try:
-        view = current_app.extensions["hub.submissions"].track(reference, secret)
+        view = parts.submissions().track(reference, secret)
     except SecurityError:
         return _render("track.html", t, status=404, reference=reference, case=None,
                        error=t("No case matches this reference and secret."))
     return _render("track.html", t, reference=reference, error=None, case=view,
-                   title=service_title(_hub().catalog.get(view.service), t))
+                   title=service_title(parts.catalog().get(view.service), t))

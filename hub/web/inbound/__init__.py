@@ -1,5 +1,6 @@
 """Inbound agency endpoints (agency -> hub): one Flask blueprint, built by `inbound_blueprint`
-for the app factory (`hub.web.app.create_app`), with the routes of each agency calling in.
+and registered by `init_app` for the app factory (`hub.web.app.create_app`) with the parts the
+routes use (`hub.web.inbound.agencies.InboundParts`), with the routes of each agency calling in.
 
     POST /inbound/v1/health/clearances/<exchange id>   Health's decision on a sanitary clearance
          -> 202 {"status": "queued", "exchange": ..., "message_id": ...}
@@ -30,11 +31,12 @@ Health's callback: `hub.web.inbound.health`; Justice's SOAP service: `hub.web.in
 """
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 
 from hub.errors import HubError
 from hub.web.inbound import health, justice
-from hub.web.inbound.agencies import AlreadyAnswered, already_answered, inbound_error
+from hub.web.inbound.agencies import (AlreadyAnswered, InboundParts, already_answered,
+                                      inbound_error, install)
 
 
 def inbound_blueprint() -> Blueprint:
@@ -46,3 +48,9 @@ def inbound_blueprint() -> Blueprint:
     health.register(blueprint)
     justice.register(blueprint)
     return blueprint
+
+
+def init_app(app: Flask, parts: InboundParts) -> None:
+    """Register the inbound routes on ``app``, with what they use."""
+    install(app, parts)
+    app.register_blueprint(inbound_blueprint())

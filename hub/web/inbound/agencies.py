@@ -9,16 +9,24 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
 
-from connectors.signing import replace_body
+from connectors.base import Connector
+from connectors.registry import AgencyConfig
+from connectors.signing import MessageSigning, replace_body
 from connectors.xml import parse_xml, serialize
+from hub.cases.book import CaseBook
 from hub.errors import HubError, MalformedEnvelope, PermanentError, SecurityError
+from hub.evidence.audit.log import AuditLog
+from hub.evidence.seal import Seal
 from hub.evidence.seen import SessionSeenIds
+from hub.store import Store
 from hub.web.problems import audit_as, problem, status_for
 from security.tls import party_from_peer
+from security.trust import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +41,46 @@ class AlreadyAnswered(PermanentError):
     code = "inbound.already_answered"
 
 
-def _hub() -> Any:
-    return current_app.extensions["hub"]
+@dataclass(frozen=True)
+class InboundParts:
+    """What the inbound routes use, given by the app factory (`install`)."""
+
+    #: The agencies' configurations (protocol, ``options.client``: their X-Road identity).
+    agencies: Mapping[str, AgencyConfig]
+    #: Each agency's bearer credential (``HUB_AGENCY_<NAME>_TOKEN``); none: it cannot call.
+    agency_tokens: Mapping[str, str]
+    #: Our CA and the agencies' certificates: who a TLS client certificate names.
+    trust: TrustStore
+    #: Verifies what agencies sign and signs what the hub answers, with replay protection.
+    signing: MessageSigning
+    #: Builds the agency's connector, which reads what the agency sends.
+    new_connector: Callable[[str], Connector]
+    store: Store
+    #: Opens the cases agencies submit (Justice's judicial documents).
+    cases: CaseBook
+    audit: AuditLog
+    seal: Seal
+    #: The hub's X-Road client identifier.
+    node_id: str
+    max_message_bytes: int
+    #: Called once a transaction queued messages (the relay sends them at once).
+    on_change: Callable[[], None]
+
+
+INBOUND = "hub.inbound"
+
+
+def install(app: Flask, inbound: InboundParts) -> None:
+    """Give the inbound routes of ``app`` what they use (called once by the app factory)."""
+    app.extensions[INBOUND] = inbound
+
+
+def inbound() -> InboundParts:
+    """The current app's `InboundParts`."""
+    found = current_app.extensions[INBOUND]
+    if not isinstance(found, InboundParts):
+        raise TypeError(f"app.extensions[{INBOUND!r}] is not InboundParts")
+    return found
 
 
 # -- who is calling -------------------------------------------------------------------------------
@@ -46,10 +92,10 @@ def authenticate(agency: str, *, client: str | None = None) -> str:
     the ``X-Road-Client`` header. Raises `SecurityError` (401) on any mismatch.
     """
     audit_as(f"inbound.{agency}", f"agency:{agency}")
-    hub = _hub()
-    config = hub.agencies.get(agency)
+    parts = inbound()
+    config = parts.agencies.get(agency)
     expected_client = (config.options.get("client") if config is not None else None)
-    token = hub.settings.agency_tokens.get(agency)
+    token = parts.agency_tokens.get(agency)
     if config is None or not expected_client or not token:
         raise SecurityError(f"{agency} is not allowed to call the hub (no identity or"
                             f" credential configured)", code="inbound.not_configured")
@@ -73,7 +119,7 @@ def _check_client_certificate(agency: str) -> None:
     der = getpeercert(binary_form=True) if getpeercert is not None else None
     if der is None:
         return
-    party = party_from_peer(der, _hub().keys.trust)
+    party = party_from_peer(der, inbound().trust)
     if party != agency:
         log.warning("inbound call for %s with the TLS certificate of %s", agency, party)
         raise SecurityError(f"the client certificate names {party}, not {agency}",
@@ -86,10 +132,10 @@ def verify_message(agency: str, body: bytes, headers: Any, *, fresh: bool = True
     JWS in ``X-JWS-Signature``). Raises `SignatureInvalid` / `UntrustedCertificate`, and
     `ReplayDetected` when ``fresh`` (REST callers check freshness themselves, in the transaction
     of the message's effect: `check_fresh`)."""
-    hub = _hub()
-    signing = hub.signing
+    parts = inbound()
+    signing = parts.signing
     # The agency's protocol decides how its messages are read, never the bytes it sent.
-    if hub.agencies.get(agency).protocol == "soap":
+    if parts.agencies[agency].protocol == "soap":
         verified = signing.verify_soap(body, agency, fresh=fresh)
         return serialize(replace_body(parse_xml(body, error=MalformedEnvelope),
                                       verified.signed_xml))
@@ -99,7 +145,7 @@ def verify_message(agency: str, body: bytes, headers: Any, *, fresh: bool = True
 def check_fresh(session: Any, agency: str, verified: Any) -> None:
     """Refuse a replayed JWS (`ReplayDetected`); the seen id commits with ``session``, so a
     callback whose processing fails is not refused when the agency retries it."""
-    _hub().signing.check_fresh(agency, verified.message_id, verified.issued_at,
+    inbound().signing.check_fresh(agency, verified.message_id, verified.issued_at,
                                seen=SessionSeenIds(session))
 
 
@@ -108,10 +154,10 @@ _connectors_lock = threading.Lock()
 
 def agency_connector(agency: str) -> Any:
     """The app's connector of ``agency`` (started once), used to read what the agency sends."""
-    cache = current_app.extensions.setdefault("inbound_connectors", {})
+    cache: dict[str, Connector] = current_app.extensions.setdefault("inbound_connectors", {})
     with _connectors_lock:
         if agency not in cache:
-            connector = _hub().new_connector(agency)
+            connector = inbound().new_connector(agency)
             connector.start()
             cache[agency] = connector
         return cache[agency]

@@ -19,8 +19,8 @@ from hub.cases.answers import Answer
 from hub.delivery.idempotency import mark_processed
 from hub.errors import BadAgencyReply, MalformedEnvelope, UnknownRoute, UnsupportedMediaType
 from hub.store.models import CaseRow, ExchangeRow
-from hub.web.inbound.agencies import (WAITING, AlreadyAnswered, _hub, agency_connector,
-                                      authenticate, check_fresh, verify_message)
+from hub.web.inbound.agencies import (WAITING, AlreadyAnswered, agency_connector,
+                                      authenticate, check_fresh, inbound, verify_message)
 
 
 def register(blueprint: Blueprint) -> None:
@@ -37,10 +37,10 @@ def health_clearance(exchange_id: str) -> tuple[Response, int]:
 
 
 def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[Response, int]:
-    hub = _hub()
+    parts = inbound()
     component = f"inbound.{agency}"
     raw = verified.payload
-    with hub.store.transaction() as session:
+    with parts.store.transaction() as session:
         check_fresh(session, agency, verified)
         # Locks in the order every writer of a case takes them: the case, then its exchange
         # (the connector worker recording its acknowledgement of the same request does too).
@@ -66,11 +66,11 @@ def _answer_by_callback(agency: str, exchange_id: str, verified: Any) -> tuple[R
         case = session.scalars(select(CaseRow).where(CaseRow.id == exchange.case_id)
                                .with_for_update()).one()
         answer = Answer.from_reply(exchange_id, reply)
-        hub.cases.record_answer(session, answer, agency=agency, component=component,
+        parts.cases.record_answer(session, answer, agency=agency, component=component,
                                 correlation_id=case.reference)
-        result = hub.cases.apply_answer(session, answer, actor=f"agency:{agency}",
+        result = parts.cases.apply_answer(session, answer, actor=f"agency:{agency}",
                                         exchange=exchange, case=case)
-    hub.relay.wake()  # the steps the answer made ready are in the outbox
+    parts.on_change()  # the steps the answer made ready are in the outbox
     response = jsonify(status=result, exchange=exchange_id)
     response.headers["X-Road-Id"] = request.headers.get("X-Road-Id", "")
     response.headers["X-Road-Client"] = request.headers.get("X-Road-Client", "")

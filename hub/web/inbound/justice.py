@@ -41,7 +41,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -55,7 +55,7 @@ from hub.errors import (HostileInput, HubError, MalformedEnvelope, MessageTooLar
 from hub.mapping import Mapping
 from hub.cases.posts import post_for_address
 from hub.store.models import CaseRow
-from hub.web.inbound.agencies import authenticate, verify_message
+from hub.web.inbound.agencies import authenticate, inbound, verify_message
 from hub.web.problems import audit_as, note_rejection, status_for
 from security import safexml
 
@@ -133,7 +133,7 @@ def _inbound_mapping() -> Mapping:
 
 def submit() -> Response:
     audit_as("inbound.justice", "agency:justice")
-    limit = current_app.extensions["hub"].settings.max_message_bytes
+    limit = inbound().max_message_bytes
     raw = b""
     envelope: etree._Element | None = None
     try:
@@ -168,31 +168,29 @@ def submit() -> Response:
         "caseReference": case["reference"], "post": case["post"], "status": "RECEIVED",
         "receivedAt": case["received_at"]})
     document = soap_envelope(answer, echoed_header(envelope, raw))
-    signing = current_app.extensions["hub"].signing
-    if signing is not None:
-        document = signing.sign_soap(document)
+    document = inbound().signing.sign_soap(document)
     return Response(serialize(document), content_type=XML)
 
 
 def open_document(data: dict[str, Any]) -> dict[str, Any]:
     """Open the case of a judicial document once; a repeat returns the case already opened."""
-    hub = current_app.extensions["hub"]
+    parts = inbound()
     case_id = str(uuid.uuid5(CASE_NAMESPACE, data["justice_reference"]))
     address = data["addressee"]["address"]
     post = post_for_address(address["country"], address["city"])
     try:
-        with hub.store.transaction() as session:
+        with parts.store.transaction() as session:
             existing = session.get(CaseRow, case_id)
             if existing is None:
-                opened = hub.cases.open(session, SERVICE, data, actor="agency:justice",
+                opened = parts.cases.open(session, SERVICE, data, actor="agency:justice",
                                         post=post.code if post else None, case_id=case_id)
                 found = _summary(opened.case)
             else:
                 found = _summary(existing)
     except IntegrityError:  # the same document, sent twice at once: the other call opened it
-        with hub.store.session() as session:
+        with parts.store.session() as session:
             found = _summary(session.get(CaseRow, case_id))
-    hub.relay.wake()
+    parts.on_change()
     return found
 
 

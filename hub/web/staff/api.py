@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from hub.cases.staff import MAX_OFFSET, MAX_PAGE, REASON_CODE, StaffDesk
+from hub.web import parts
 from hub.web.negotiation import json_body, language
 from hub.web.problems import field_errors_response
 from hub.cases.access import staff_principal
@@ -34,7 +35,7 @@ blueprint = Blueprint("backoffice", __name__, url_prefix="/api/v1/backoffice")
 
 
 def desk() -> StaffDesk:
-    return current_app.extensions["hub.desk"]
+    return parts.staff_desk()
 
 
 @blueprint.before_request
@@ -49,9 +50,8 @@ def _field_errors(error: SchemaViolation) -> tuple[Response, int]:
 
 def labelled(detail: dict[str, Any], t: Translator) -> dict[str, Any]:
     """Adds translated labels (service, statuses, reasons) for people reading the answer."""
-    hub = current_app.extensions["hub"]
     try:
-        title = service_title(hub.catalog.get(detail["service"]), t)
+        title = service_title(parts.catalog().get(detail["service"]), t)
     except UnknownService:
         title = detail["service"]
     out = dict(detail, service_title=title, status_label=t.status(detail["status"]))
@@ -109,10 +109,10 @@ def transition(reference: str) -> Response:
                        "message": "a reason code, e.g. document_unreadable"})
     if errors:
         raise SchemaViolation("the transition request is malformed", errors=errors)
-    with current_app.extensions["hub"].store.session() as session:
+    with parts.store().session() as session:
         found = find_case(session, reference) if reference_is_well_formed(reference) else None
         if found is not None:
-            g.intake_schema = current_app.extensions["hub"].catalog.get(
+            g.intake_schema = parts.catalog().get(
                 found.service).intake_schema
     detail = desk().move(g.principal, reference, body["to"], reason=body.get("reason"),
                          updates=body.get("updates"),
@@ -122,8 +122,7 @@ def transition(reference: str) -> Response:
 
 @blueprint.post("/documents")
 def upload_outcome() -> tuple[Response, int]:
-    hub = current_app.extensions["hub"]
-    limit = hub.settings.max_attachment_bytes
+    limit = parts.settings().max_attachment_bytes
     if request.mimetype not in ("application/pdf", "application/octet-stream"):
         raise UnsupportedMediaType("send the signed document as application/pdf")
     if request.content_length is not None and request.content_length > limit:

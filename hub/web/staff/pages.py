@@ -39,6 +39,7 @@ from hub.errors import (AccessDenied, IllegalTransition, MessageTooLarge, Schema
                         SecurityError, UnknownRoute, UnknownService, UnsupportedMediaType)
 from hub.web.forms import FormField, field_label, find_field, form_fields, localize_errors
 from hub.web.guide import service_title
+from hub.web import parts
 from hub.web.negotiation import page_translator  # one rule for the language in a page's URL
 from hub.i18n.translate import NATIVE_NAMES, Translator, best_language, translator
 from security.tokens import MAX_TTL, Principal
@@ -111,12 +112,9 @@ def safe_next(target: str | None, lang: str) -> str:
 
 # -- rendering -----------------------------------------------------------------------------------
 
-def _hub() -> Any:
-    return current_app.extensions["hub"]
-
 
 def _desk() -> StaffDesk:
-    return current_app.extensions["hub.desk"]
+    return parts.staff_desk()
 
 
 def _render(template: str, t: Translator, status: int = 200, *, here: str | None = None,
@@ -134,7 +132,7 @@ def _render(template: str, t: Translator, status: int = 200, *, here: str | None
 
 def _title(service: str, t: Translator) -> str:
     try:
-        return service_title(_hub().catalog.get(service), t)
+        return service_title(parts.catalog().get(service), t)
     except UnknownService:  # no longer offered: its cases stay readable
         return service
 
@@ -146,14 +144,14 @@ def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 @blueprint.before_request
 def _authenticate() -> Response | None:
-    lang = g.get("lang") or _hub().settings.default_language
+    lang = g.get("lang") or parts.settings().default_language
     if lang not in LANGUAGES:
         abort(404)
     g.csrf = _cookie().get("csrf", "")
     if request.method == "POST":
         # Before the form is first read (the CSRF check): a move carries a signed document, so
         # room for one beyond the hub's message limit.
-        settings = _hub().settings
+        settings = parts.settings()
         request.max_content_length = (settings.max_message_bytes
                                       + settings.max_attachment_bytes)
     if request.endpoint in PUBLIC:
@@ -189,7 +187,7 @@ def _unknown(error: UnknownRoute) -> tuple[str, int]:
 @blueprint.get("/")
 def home() -> Response:
     lang = best_language([request.accept_languages.best_match(LANGUAGES)],
-                         _hub().settings.default_language)
+                         parts.settings().default_language)
     return redirect(url_for("staff.cases", lang=lang))
 
 
@@ -242,7 +240,7 @@ def start(lang: str) -> Response:
 @blueprint.get("/<lang>/cases")
 def cases(lang: str) -> tuple[str, int]:
     t = page_translator(lang)
-    catalog = _hub().catalog
+    catalog = parts.catalog()
     service = request.args.get("service") or None
     status = request.args.get("status") or None
     page = request.args.get("page", default=1, type=int) or 1
@@ -289,13 +287,13 @@ def _case_page(lang: str, reference: str, *, status: int = 200, error: str | Non
     detail = _desk().case(g.principal, reference)  # scope, and the audit of a read of contents
     moves = []
     if "next" in detail:
-        schema = _hub().catalog.get(detail["service"]).intake_schema
+        schema = parts.catalog().get(detail["service"]).intake_schema
         for move in detail["next"]:
             group = _record_group(schema, move["status"])
             moves.append(dict(move, record=group and [c for c in group.children
                                                       if c.name != "outcome"],
                               record_name=group and group.name))
-    data_rows = _data_rows(_hub().catalog.get(detail["service"]).intake_schema,
+    data_rows = _data_rows(parts.catalog().get(detail["service"]).intake_schema,
                            detail.get("data") or {}, t) if detail["contents"] else []
     documents = [dict(d, label=_document_label(detail["service"], d, t))
                  for d in detail.get("documents", [])]
@@ -313,7 +311,7 @@ def _document_label(service: str, document: dict[str, Any], t: Translator) -> st
     if field.startswith("outcome."):
         return t.status(field.removeprefix("outcome."))
     try:
-        return field_label(_hub().catalog.get(service).intake_schema, field, t) if field \
+        return field_label(parts.catalog().get(service).intake_schema, field, t) if field \
             else document["reference"]
     except UnknownService:
         return field
@@ -363,7 +361,7 @@ def transition(lang: str, reference: str) -> Any:
     if reason is not None and reason not in STAFF_REASONS:
         reason = None  # the form offers codes only
     values = {k: v for k, v in request.form.items() if k != "csrf"}
-    settings = _hub().settings
+    settings = parts.settings()
     desk = _desk()
     try:
         document = None
@@ -394,9 +392,9 @@ def transition(lang: str, reference: str) -> Any:
 
 
 def _schema_of(reference: str) -> dict[str, Any] | None:
-    with _hub().store.session() as session:
+    with parts.store().session() as session:
         found = find_case(session, reference)
-        return _hub().catalog.get(found.service).intake_schema if found else None
+        return parts.catalog().get(found.service).intake_schema if found else None
 
 
 def _localized(errors: list[dict[str, Any]], schema: dict[str, Any] | None,

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import update
 
 from hub.cases.book import find_case
-from hub.cases.deadlines import DeadlineSweeper
 from hub.testing.agencies import wait_for_status
 from hub.store.models import CaseEvent
 from hub.web.app import create_app
@@ -61,7 +60,7 @@ def test_refused_document_is_deemed_served_on_the_tenth_day_and_certified(hub, m
         session.execute(update(CaseEvent).where(CaseEvent.case_id == case.id,
                                                 CaseEvent.to_status == "refused")
                         .values(at=refused_at))
-    sweeper = DeadlineSweeper(hub)
+    sweeper = hub.deadline_sweeper()
     assert sweeper.sweep(refused_at + timedelta(days=9)).moved == []
     with hub.run(concurrency=1):
         assert sweeper.sweep(refused_at + timedelta(days=10)).moved == [reference]
