@@ -15,6 +15,7 @@ In production each kind of part runs in its own processes (``hub worker``, ``hub
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import logging
@@ -49,7 +50,7 @@ from hub.errors import ConfigurationError
 from hub.evidence.audit.chain import AuditChainer
 from hub.evidence.audit.log import AuditLog
 from hub.evidence.seal import JwsSeal, Seal
-from hub.evidence.seen import StoreSeenIds, purge_seen
+from hub.evidence.seen import DeferredSeenIds, StoreSeenIds, purge_seen
 from hub.evidence.verification import MessageVerifier
 from hub.delivery.redrive import Redriver
 from hub.keyset import HubKeys
@@ -266,13 +267,24 @@ class Hub:
         configured concurrency), each on a connector of its own."""
         config = self.agencies[agency]
         calls = concurrency or config.concurrency
+        seen = DeferredSeenIds(self.store)
         return ConnectorWorker(
-            connectors=[self.new_connector(agency) for _ in range(calls)],
+            connectors=[self._worker_connector(agency, seen) for _ in range(calls)], seen=seen,
             breaker=self.breakers[agency], cases=self.cases,
             cases_queue=self.topology.cases_queue,
             max_batch=min(self.settings.consumer_batch, self.settings.prefetch),
             **self._consumer_options(self.topology.agency_queue(agency),
                                      RetryPolicy.from_mapping(config.retry.model_dump())))
+
+    def _worker_connector(self, agency: str, seen: DeferredSeenIds) -> Connector:
+        """A connector for the worker of ``agency``: the ids of the answers it verifies are left
+        in ``seen``, for the worker to write with their effect."""
+        if agency in self._connector_factories:
+            return self._connector_factories[agency]()
+        deps = self.connector_dependencies(agency)
+        if deps.signing is not None:
+            deps = dataclasses.replace(deps, signing=dataclasses.replace(deps.signing, seen=seen))
+        return build_connector(self.agencies[agency], deps)
 
     def case_worker(self) -> CaseWorker:
         return CaseWorker(cases=self.cases,

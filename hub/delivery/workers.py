@@ -30,7 +30,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from sqlalchemy import select
@@ -49,9 +49,10 @@ from hub.delivery.hops import Hop, Observer
 from hub.delivery.idempotency import already_processed, mark_processed, mark_processed_many
 from hub.delivery.retry import RetryPolicy
 from hub.envelope import Envelope
-from hub.errors import HubError, PermanentError, UnknownRoute, classify
+from hub.errors import HubError, PermanentError, SecurityError, UnknownRoute, classify
 from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.evidence.seal import Seal
+from hub.evidence.seen import DeferredSeenIds, add_all_if_new
 from hub.masking import redact
 from hub.store import Store
 from hub.store.models import CaseRow, ExchangeRow
@@ -217,6 +218,8 @@ class Work:
     hop: Hop
     reply: Reply | None = None
     error: HubError | None = None
+    #: Signed message ids of the answer, to record with its effect (replay protection).
+    seen: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def message_id(self) -> str:
@@ -228,7 +231,7 @@ class ConnectorWorker(Consumer):
 
     def __init__(self, *, connectors: Sequence[Connector], breaker: CircuitBreaker,
                  cases: CaseBook, cases_queue: str, max_batch: int = 32,
-                 **kwargs: object) -> None:
+                 seen: DeferredSeenIds | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         if not connectors:
             raise ValueError("a connector worker needs at least one connector")
@@ -239,6 +242,10 @@ class ConnectorWorker(Consumer):
         self.cases = cases
         self.cases_queue = cases_queue
         self.max_batch = max_batch
+        #: Where the connectors' signature checks leave the ids of the answers they verified:
+        #: written with the batch's effect, one statement for the batch (None: the connectors
+        #: record them themselves).
+        self.seen = seen
         #: Connectors are not shared between threads: a call borrows one.
         self._idle: queue.SimpleQueue[Connector] = queue.SimpleQueue()
         self._calls: ThreadPoolExecutor | None = None
@@ -314,7 +321,12 @@ class ConnectorWorker(Consumer):
             connector.last_wire = None
             work.hop.request_out_at = utcnow()
             try:
-                work.reply = connector.send(work.envelope)
+                if self.seen is None:
+                    work.reply = connector.send(work.envelope)
+                else:
+                    with self.seen.collecting() as marks:
+                        work.reply = connector.send(work.envelope)
+                    work.seen = marks
             finally:
                 work.hop.response_in_at = utcnow()
                 wire = connector.last_wire
@@ -356,8 +368,10 @@ class ConnectorWorker(Consumer):
                 return
             except Exception as exc:  # noqa: BLE001 - classified
                 error = classify(exc)
-        if error.transient:
-            self.fail(work, error)  # the agency is asked again: it answers a repeat the same
+        if error.transient or isinstance(error, SecurityError):
+            # Transient: the agency is asked again (it answers a repeat the same). An answer
+            # that cannot be trusted (a replay) is never kept: its request is parked.
+            self.fail(work, error)
             return
         # The agency answered, but its answer cannot be applied (e.g. an outcome the route has
         # no rule for): keep the request done and park the answer, with the reason, where a
@@ -390,6 +404,9 @@ class ConnectorWorker(Consumer):
         works = [w for w in works if w.message_id in fresh]
         if not works:
             return
+        # A signed answer seen before is a replay: the batch fails, and applied alone this
+        # answer fails with ReplayDetected (its request is parked), the others commit.
+        add_all_if_new(session, [mark for w in works for mark in w.seen])
         exchanges = {row.id: row for row in session.scalars(
             select(ExchangeRow).where(ExchangeRow.id.in_([w.message_id for w in works])))}
         # Cases locked in id order: two workers locking overlapping cases cannot deadlock. Their

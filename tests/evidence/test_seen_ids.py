@@ -155,3 +155,32 @@ def test_the_scheduled_purge_forgets_ids_past_the_hubs_replay_window(hub_factory
     assert purge_seen(hub.store, older_than=hub.settings.seen_id_retention,
                       now=now + timedelta(seconds=160)) == 1
     assert seen.add_if_new("narsa", "m-1")  # forgotten: its timestamp alone refuses it now
+
+
+def test_deferred_ids_are_written_with_the_effect_and_a_repeat_is_a_replay(hub_factory):
+    from hub.errors import ConfigurationError
+    from hub.evidence.seen import DeferredSeenIds, add_all_if_new
+
+    hub = hub_factory()
+    hub.setup()
+    deferred = DeferredSeenIds(hub.store)
+    with pytest.raises(ConfigurationError):
+        deferred.add_if_new("narsa", "m-0")  # only while a caller collects
+    with deferred.collecting() as marks:
+        assert deferred.add_if_new("narsa", "m-1") and deferred.add_if_new("narsa", "m-2")
+    assert marks == [("narsa", "m-1"), ("narsa", "m-2")]
+    with hub.store.session() as session:  # nothing written yet: the caller writes them
+        assert session.scalar(select(func.count()).select_from(SeenMessage)) == 0
+    with hub.store.transaction() as session:
+        add_all_if_new(session, marks)
+    with deferred.collecting() as again:
+        assert not deferred.add_if_new("narsa", "m-1")  # already recorded: refused at once
+    assert again == []
+    with pytest.raises(ReplayDetected):  # two deliveries racing: the write decides
+        with hub.store.transaction() as session:
+            add_all_if_new(session, [("narsa", "m-3"), ("narsa", "m-2")])
+    with pytest.raises(ReplayDetected):  # twice in one batch
+        with hub.store.transaction() as session:
+            add_all_if_new(session, [("narsa", "m-4"), ("narsa", "m-4")])
+    with hub.store.session() as session:
+        assert set(session.scalars(select(SeenMessage.message_id))) == {"m-1", "m-2"}
