@@ -25,6 +25,8 @@ from hub.addresses import agency_routing_key
 from hub.services.checks import LOCAL_OPERATIONS, LocalContext
 from hub.envelope import Envelope, SchemaRef, canonical_json
 from hub.errors import IllegalTransition, UnknownRoute, UnknownService
+from hub.store.bulk import append_object, insert_now, write_pending
+from hub.store.privacy import index_case
 from hub.store.outbox import enqueue
 from hub.schemas import json_schema_validator, validate
 from hub.evidence.seal import Seal
@@ -79,14 +81,21 @@ class CaseBook:
             service=definition.name, service_version=definition.version,
             status=definition.initial_status, post=post or data.get("post"), language=language,
             data=data, secret_hash=secret_hash(secret), created_at=now, updated_at=now,
-            route_round=0)
-        session.add(case)
-        session.add(CaseEvent(case_id=case.id, at=now, from_status=None,
-                              to_status=case.status, actor=actor, reason="submitted"))
+            route_round=0, version=1)
+        # A new case is written with plain statements, not through the unit of work: the case
+        # row once its route has started (below), its history, exchanges and messages with the
+        # transaction's appended rows (`hub.store.bulk`). Its round starts empty: deciding on
+        # its first answers needs no query.
+        session.info.setdefault(_ROUNDS, {})[case.id] = []
+        append_object(session, CaseEvent(case_id=case.id, at=now, from_status=None,
+                                         to_status=case.status, actor=actor,
+                                         reason="submitted"))
         self.audit.append(session, AuditRecord(
             action="received", actor=actor, component="intake", correlation_id=case.reference,
             details={"service": service, "post": case.post}))
         exchanges = self.start_route(session, case, definition, actor="hub")
+        insert_now(session, case)
+        index_case(session, case)
         return OpenedCase(case=case, secret=secret, exchanges=tuple(exchanges))
 
     def start_route(self, session: Session, case: CaseRow, definition: ServiceDefinition, *,
@@ -124,7 +133,7 @@ class CaseBook:
                 id=str(envelope.id), case_id=case.id, step=step.name, round=case.route_round,
                 agency=step.agency, operation=step.operation, status="queued", attempts=0,
                 request_digest=envelope.digest())
-            session.add(exchange)
+            append_object(session, exchange)
             self._known(session, exchange)
             enqueue(session, sealed, agency_routing_key(step.agency))
             self.audit.append(session, AuditRecord(
@@ -151,7 +160,7 @@ class CaseBook:
             id=str(uuid.uuid4()), case_id=case.id, step=step.name, round=case.route_round,
             agency=LOCAL_AGENCY, operation=step.operation, status="answered", outcome=outcome,
             attempts=1, request_digest=digest, reply={}, sent_at=now, answered_at=now)
-        session.add(exchange)
+        append_object(session, exchange)
         self._known(session, exchange)
         self.audit.append(session, AuditRecord(
             action="answered", actor="hub:checks", component="checks", outcome=outcome,
@@ -232,7 +241,7 @@ class CaseBook:
         """The exchanges of the case's current round."""
         known = session.info.get(_ROUNDS, {}).get(case.id)
         if known is None:
-            session.flush()
+            write_pending(session)  # exchanges dispatched in this transaction, too
             return list(session.scalars(select(ExchangeRow).where(
                 ExchangeRow.case_id == case.id, ExchangeRow.round == case.route_round)))
         return [row for row in known if row.round == case.route_round]
@@ -298,9 +307,9 @@ class CaseBook:
         previous = case.status
         case.status = to_status
         case.updated_at = utcnow()
-        session.add(CaseEvent(case_id=case.id, at=case.updated_at, from_status=previous,
-                              to_status=to_status, actor=actor, reason=reason,
-                              message_id=message_id))
+        append_object(session, CaseEvent(
+            case_id=case.id, at=case.updated_at, from_status=previous, to_status=to_status,
+            actor=actor, reason=reason, message_id=message_id))
         self.audit.append(session, AuditRecord(
             action="transitioned", actor=actor, component="cases", message_id=message_id,
             correlation_id=case.reference, outcome=to_status,

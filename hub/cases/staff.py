@@ -24,6 +24,7 @@ from hub.errors import (AccessDenied, IllegalTransition, SchemaViolation, Unknow
                         UnknownService, UnsupportedMediaType)
 from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.services import ServiceCatalog
+from hub.store.bulk import write_pending
 from hub.store import Store
 from hub.store.attachments import AttachmentStore, StoredDocument
 from hub.store.models import AttachmentRow, CaseEvent, CaseRow, ExchangeRow
@@ -118,6 +119,7 @@ class StaffDesk:
             return self._detail(session, principal, case)
 
     def _detail(self, session: Session, principal: Principal, case: CaseRow) -> dict[str, Any]:
+        write_pending(session)  # a move of this transaction: its history and exchanges too
         definition = self.catalog.get(case.service)
         events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                  .order_by(CaseEvent.id))

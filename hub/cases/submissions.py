@@ -26,6 +26,7 @@ from hub.cases.references import reference_is_well_formed, secret_matches
 from hub.errors import IllegalTransition, SchemaViolation, SecurityError, UnknownRoute
 from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.services import ServiceCatalog, ServiceDefinition
+from hub.store.bulk import write_pending
 from hub.store.group import GroupCommit
 from hub.store import Store
 from hub.store.attachments import AttachmentStore, StoredDocument
@@ -123,12 +124,13 @@ class Submissions:
         post_errors = self._post_errors(data)
 
         def work(session: Session) -> OpenedCase:
-            errors = post_errors + self.attachments.problems(session, data)
+            documents = self.attachments.rows(session, data)
+            errors = post_errors + self.attachments.problems(session, data, rows=documents)
             if errors:
                 raise SchemaViolation(f"{service} request refers to unknown data", errors=errors)
             opened = self.cases.open(session, service, data, actor=actor, language=language,
                                          validated=True)
-            self.attachments.claim(session, opened.case, data)
+            self.attachments.claim(session, opened.case, data, rows=documents)
             return opened
 
         # Requests arriving together share one commit (`hub.store.group`).
@@ -166,6 +168,7 @@ class Submissions:
             return view
 
     def view(self, session: Session, case: CaseRow) -> CaseView:
+        write_pending(session)  # the history this transaction appended, too
         definition = self.catalog.get(case.service)
         events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                       .order_by(CaseEvent.id)))

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, case as case_when, select, update
 from sqlalchemy.orm import Session
 
 from hub.store import Store
@@ -141,20 +141,21 @@ class AttachmentStore:
     # -- claiming ------------------------------------------------------------------------------
 
     @staticmethod
-    def _rows(session: Session, data: Mapping[str, Any]) -> dict[str, AttachmentRow]:
-        """The rows of every document ``data`` names, in one query (not one per document; the
-        session's identity map holds rows weakly, so a later ``get`` would query again)."""
+    def rows(session: Session, data: Mapping[str, Any]) -> dict[str, Any]:
+        """What the store knows of every document ``data`` names (id, kind, case), in one
+        query: plain rows, read once and used by both `problems` and `claim`."""
         references = {reference for _, reference in document_fields(data)}
         if not references:
             return {}
-        return {row.id: row for row in session.scalars(
-            select(AttachmentRow).where(AttachmentRow.id.in_(sorted(references))))}
+        return {row.id: row for row in session.execute(
+            select(AttachmentRow.id, AttachmentRow.kind, AttachmentRow.case_id)
+            .where(AttachmentRow.id.in_(sorted(references))))}
 
     def problems(self, session: Session, data: Mapping[str, Any], *,
                  case_id: str | None = None,
-                 rows: Mapping[str, AttachmentRow] | None = None) -> list[dict[str, str]]:
+                 rows: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
         """Field errors for document references that do not exist or belong to another case."""
-        rows = self._rows(session, data) if rows is None else rows
+        rows = self.rows(session, data) if rows is None else rows
         errors = []
         for field, reference in document_fields(data):
             row = rows.get(reference)
@@ -164,19 +165,27 @@ class AttachmentStore:
                                "message": "no uploaded document has this reference"})
         return errors
 
-    def claim(self, session: Session, case: CaseRow, data: Mapping[str, Any]) -> None:
+    def claim(self, session: Session, case: CaseRow, data: Mapping[str, Any], *,
+              rows: Mapping[str, Any] | None = None) -> None:
         """Bind every document ``data`` names to ``case``; raises `SchemaViolation` (422) for
-        references that are unknown or another case's, before changing anything."""
-        rows = self._rows(session, data)
+        references that are unknown or another case's, before changing anything. ``rows``: what
+        `rows` read in this transaction, if the caller has it."""
+        rows = self.rows(session, data) if rows is None else rows
         errors = self.problems(session, data, case_id=case.id, rows=rows)
         if errors:
             raise SchemaViolation("some documents are not available", errors=errors)
         now = utcnow()
-        for field, reference in document_fields(data):
-            row = rows[reference]  # checked above, in this transaction
-            if row.case_id is None:
-                row.case_id, row.claimed_at = case.id, now
-            row.field = field
+        claims = [{"b_id": reference, "b_field": field,
+                   "b_claimed": rows[reference].case_id is None}
+                  for field, reference in document_fields(data)]
+        if claims:
+            # One statement for every document; a document claimed earlier keeps its claim.
+            table = AttachmentRow.__table__
+            session.connection().execute(
+                update(table).where(table.c.id == bindparam("b_id")).values(
+                    case_id=case.id, field=bindparam("b_field"),
+                    claimed_at=case_when((bindparam("b_claimed"), now),
+                                         else_=table.c.claimed_at)), claims)
 
     # -- reading -------------------------------------------------------------------------------
 

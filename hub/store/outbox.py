@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from hub.envelope import Envelope
 from hub.errors import ConfigurationError
+from hub.clock import utcnow
+from hub.store.bulk import append_object
 from hub.store.models import OutboxRow
 from hub.store.privacy import privacy_of
 
@@ -33,6 +35,6 @@ def enqueue(session: Session, envelope: Envelope, routing_key: str, *,
     body, key_id = privacy_of(session).encrypt_body(envelope.to_bytes(),
                                                     message_id=str(envelope.id))
     row = OutboxRow(message_id=str(envelope.id), routing_key=routing_key, queue=queue,
-                    headers=dict(headers or {}), body=body, body_key=key_id)
-    session.add(row)
+                    headers=dict(headers or {}), body=body, body_key=key_id, created_at=utcnow())
+    append_object(session, row)  # written with the transaction's other appended rows
     return row

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.errors import ConfigurationError, InvalidMessage
 from hub.keyset import BlindIndex
 from hub.store.encrypted import CIPHER_OF_LOADED_ROW, PENDING, encrypted_attributes
+from hub.store.bulk import append_row
 from hub.store.models import CaseIdentity, CaseRow
 from security.fieldcrypt import TOKEN_PREFIX, KeyRing
 
@@ -207,6 +208,13 @@ def _encrypt_pending(session: Session, _context: Any, _instances: Any) -> None:
         if "data" in pending and hasattr(type(row), "identities"):
             _index_case(session, privacy, row)
         pending.clear()
+
+
+def index_case(session: Session, case: Any) -> None:
+    """Write the blind-index digests of a case inserted with a plain statement
+    (`hub.store.bulk.insert_now`): the flush hook only sees cases the unit of work inserts."""
+    for path, digest in privacy_of(session).identities(case.data or {}).items():
+        append_row(session, CaseIdentity, {"case_id": case.id, "path": path, "digest": digest})
 
 
 def _index_case(session: Session, privacy: Privacy, case: Any) -> None:
