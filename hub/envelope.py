@@ -205,7 +205,9 @@ def json_depth(raw: bytes) -> int:
 
 def parse_json(raw: bytes, *, what: str = "document", max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON refusing excessive depth, duplicate keys, NaN/Infinity and invalid UTF-8."""
-    if json_depth(raw) > max_depth:
+    # Counting every bracket bounds the depth from above in C: the scan that skips strings is
+    # needed only when there are more brackets than levels allowed.
+    if raw.count(b"{") + raw.count(b"[") > max_depth and json_depth(raw) > max_depth:
         raise MalformedEnvelope(f"{what} nests deeper than {max_depth} levels", limit=max_depth)
     try:
         text = raw.decode("utf-8")

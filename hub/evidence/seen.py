@@ -131,10 +131,9 @@ class DeferredSeenIds:
         if marks is None:
             raise ConfigurationError("a deferred seen id was checked outside collecting()")
         _check_id(party, message_id)
-        with self.store.transaction(read_only=True) as session:
-            if session.scalar(select(SeenMessage.message_id).where(
-                    SeenMessage.party == party, SeenMessage.message_id == message_id)):
-                return False
+        if self.store.scalar(select(SeenMessage.message_id).where(
+                SeenMessage.party == party, SeenMessage.message_id == message_id)):
+            return False
         marks.append((party, message_id))
         return True  # confirmed by add_all_if_new, in the transaction of the effect
 

@@ -103,6 +103,15 @@ class Store:
         finally:
             session.close()
 
+    def scalar(self, statement: Any) -> Any:
+        """The first value of a read-only statement, on a pooled connection of its own: for a
+        single lookup, without a session and its unit of work."""
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(statement).scalar()
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"database unavailable: {exc.orig!r}") from None
+
     def session(self) -> Session:
         """A session for reads outside a unit of work; close it (use ``with``)."""
         return self._sessions()
