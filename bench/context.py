@@ -23,8 +23,9 @@ class Profile:
     hub_workers: tuple[int, ...] = (1, 2, 4)
     #: Connector threads per worker process (the NARSA default of `agency.yaml`).
     concurrency: int = 4
-    #: Case-worker threads per worker process (``hub worker --case-threads``).
-    case_threads: int = 4
+    #: Case-worker threads per worker process (``hub worker --case-threads``): the case worker
+    #: only applies replayed answers now (answers reach their case in the connector worker).
+    case_threads: int = 1
     #: ``HUB_RELAY_POLL_INTERVAL`` of the relay (a fallback on PostgreSQL, which notifies it).
     relay_poll: float = 0.2
     embedded_relay_poll: float = 0.01

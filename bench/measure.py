@@ -59,6 +59,9 @@ class Figures:
     #: CPU milliseconds of the processes under test per completed request: the cost of the
     #: work itself, which other load on the machine does not change much.
     cpu_ms_per_request: float | None = None
+    #: Requests completed at any time of the run (warm-up and drain included): that work got
+    #: done, whatever fell inside the window on a slow machine.
+    completed_total: int = 0
     usage: dict[str, Any] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
 
@@ -78,11 +81,12 @@ def summarize(scenario: str, load: dict[str, Any], completions: dict[str, float]
     duration = t_end - t_warm
     in_window = 0
     latencies: list[float] = []
-    submitted = completed = unfinished = 0
+    submitted = completed = unfinished = completed_total = 0
     for key, scheduled, _answered, ok in load["records"]:
         if not ok:
             continue
         done = completions.get(key)
+        completed_total += done is not None
         if done is not None and t_warm <= done < t_end:
             in_window += 1
         if not (t_warm <= scheduled < t_end):
@@ -103,5 +107,5 @@ def summarize(scenario: str, load: dict[str, Any], completions: dict[str, float]
         p99_ms=percentile(latencies, 99), submitted=submitted, completed=completed,
         errors=int(load["errors"]), unfinished=unfinished, duration=duration,
         cpu_cores=usage.cpu_cores, peak_rss_mb=usage.peak_rss_mb,
-        machine_cpu_cores=machine_cores, usage=usage.as_dict(),
+        machine_cpu_cores=machine_cores, usage=usage.as_dict(), completed_total=completed_total,
         error_samples=list(load.get("error_samples", [])))

@@ -80,10 +80,15 @@ def markdown(res: dict[str, Any], command: str) -> str:
     for t in res["targets"].values():
         holds = {True: "yes", False: "**no**", None: "not measured"}[t["holds"]]
         md.append(f"| {t['what']} {t['target']} | {_f(t['value'], 2)} | {holds} |")
+    flag = res.get("hub_p99_added_flag")
     md += ["", f"Ratios: hub/direct {_f(res['hub_direct_ratio'], 3)}, hub/Celery"
                f" {_f(res['hub_celery_ratio'], 3)}, hub/raw broker {_f(res['hub_raw_ratio'], 3)};"
                f" p99 added by the hub at {_f(res['hub']['latency_at_rate'])}/s:"
-               f" {_f(res['hub_p99_added_ms'])} ms.", ""]
+               + (f" not reported ({flag})." if flag else f" {_f(res['hub_p99_added_ms'])} ms."),
+           "", f"CPU per exchange at the hub's peak: {_f(res.get('hub_cpu_ms_per_exchange'), 2)} ms"
+               f" in the hub's processes, {_f(res.get('pg_cpu_ms_per_exchange'), 2)} ms in"
+               f" PostgreSQL; the Celery pipeline: {_f(res.get('celery_cpu_ms_per_request'), 2)}"
+               " ms per request in its processes.", ""]
     md += ["Where the CPU went during the hub's peak run (cores, whole machine; `other` is"
            " everything outside the benchmark, e.g. other test suites on the same machine):", ""]
     machine = res["hub"]["runs"]["peak"]["usage"].get("machine", {})
