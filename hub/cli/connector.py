@@ -65,7 +65,8 @@ def operations(only: tuple[str, ...]) -> None:
     if unknown:
         raise click.BadParameter(f"no agency {', '.join(unknown)} (known: "
                                  f"{', '.join(sorted(agencies))})", param_hint="--agency")
-    click.echo("| agency | operation | canonical payload | outcomes | answer data | simulator rule |")
+    click.echo("| agency | operation | canonical payload | outcomes | answer data |"
+               " simulator rule |")
     click.echo("| --- | --- | --- | --- | --- | --- |")
     for name, config in agencies.items():
         if only and name not in only:

@@ -271,7 +271,8 @@ class ConnectorConformance:
                 problems.append(f"{name}: no sample draws {sorted(missing)}")
             unknown = {s.outcome for s in samples} - set(operation.outcomes)
             if unknown:
-                problems.append(f"{name}: samples expect outcomes the contract lacks {sorted(unknown)}")
+                problems.append(f"{name}: samples expect outcomes the contract lacks"
+                                f" {sorted(unknown)}")
             mapped = mapped_data_fields(self.agency, name)
             if set(mapped) != set(operation.data):
                 problems.append(f"{name}: the reply mapping writes data {sorted(mapped)}, the "

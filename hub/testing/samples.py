@@ -85,6 +85,7 @@ def agency_samples(agency: str) -> tuple[list[Sample], list[Sample]]:
 
 
 def has_samples(agency: str) -> bool:
+    """Whether the agency keeps its samples as data (agencies made by ``hub connector new``)."""
     return agency_file(agency, SAMPLES_FILE).is_file()
 
 

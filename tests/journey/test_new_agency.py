@@ -1,4 +1,4 @@
-"""A connector developer's journey, done as docs/connectors.md tells it, in a copy of the repository.
+"""A connector developer's journey, as docs/connectors.md tells it, in a copy of the repository.
 
 Scaffold a REST agency (a civil registry: does a birth record exist, and its extract number) and
 a SOAP one; teach the REST one its extract number in its own folder, mappings and schema; add a
