@@ -6,9 +6,10 @@ the registry that builds connectors.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.errors import ConfigurationError
 
@@ -29,6 +30,23 @@ class RetrySettings(BaseModel):
     jitter: float = Field(default=0.5, ge=0, lt=1)
 
 
+class OperationContract(BaseModel):
+    """One operation of an agency, as route steps see it (``docs/exchanges.md``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Top-level names of the canonical payload, each with a short description of its shape.
+    payload: dict[str, str]
+    #: Every outcome the agency may answer; a route step gives a rule for each.
+    outcomes: tuple[str, ...] = Field(min_length=1)
+    #: Fields of the canonical answer's ``data``, each with what it holds.
+    data: dict[str, str] = Field(default_factory=dict)
+    #: How the simulator answers (so that tests and the demo know the answer in advance).
+    rule: str = ""
+    #: The agency acknowledges at once and answers later, by calling the hub back.
+    asynchronous: bool = False
+
+
 class AgencyConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,6 +65,19 @@ class AgencyConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     #: Settings of the agency's simulator (e.g. Health's ``callback_delay``).
     simulator_options: dict[str, Any] = Field(default_factory=dict)
+    #: The simulator's rule as a pure function over wire documents (``module:function``).
+    rules: str | None = None
+    #: The operations' contract, by operation name (see `connectors.registry`).
+    operations: dict[str, OperationContract] = Field(default_factory=dict)
+
+    @field_validator("operations")
+    @classmethod
+    def _operation_names(cls, value: dict[str, OperationContract]
+                         ) -> dict[str, OperationContract]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(f"operation {name!r}: lower-case letters, digits, _")
+        return value
 
     def with_overrides(self, **changes: Any) -> "AgencyConfig":
         data = self.model_dump()

@@ -15,6 +15,23 @@ Each agency package carries its defaults in ``connectors/<agency>/agency.yaml``:
     concurrency: 4                                  # parallel calls per worker process
     options: {wsdl: v1/agencies/dgsn.wsdl}          # connector settings
     simulator_options: {callback_delay: 0.2}        # simulator settings
+    operations:                                     # the contract of docs/exchanges.md
+      verify_licence:
+        payload: {licence: "{number, categories[{code, issued_on}]}", holder: person}
+        outcomes: [authentic, not_authentic, unknown]
+        data: {licence_status: "valid, suspended or cancelled"}
+        rule: a licence number whose Luhn check digit fails is not_authentic; ...
+
+``operations`` is what route steps and the agency's connector agree on: the top-level names of
+the canonical payload a step may send, the outcomes it must give a rule for, the fields of the
+answer's ``data`` and the rule the simulator answers by. The service tests, the conformance kit,
+the mock agencies and ``hub connector operations`` read it; nothing else needs updating when an
+agency is added.
+
+``rules`` (optional; every scaffolded agency has it: ``connectors.<agency>.register:answer``)
+names the simulator's rule as a pure function over wire documents,
+``answer(operation, request, *, serial, now) -> answer``: mock agencies
+(`hub.testing.agencies`) answer with it in-process, through the agency's own mappings.
 
 Overrides, applied in this order: the YAML file named by ``HUB_AGENCIES_FILE`` (a mapping from
 agency name to any of the fields above), then ``HUB_AGENCY_<NAME>_URL``, then what the caller
@@ -30,11 +47,13 @@ from typing import Any, Mapping
 import yaml
 
 from connectors.base import Connector, ConnectorDeps
-from connectors.config import AgencyConfig, CircuitBreakerSettings, RetrySettings, validate_config
+from connectors.config import (AgencyConfig, CircuitBreakerSettings, OperationContract,
+                               RetrySettings, validate_config)
 from hub.errors import ConfigurationError
 
-__all__ = ["AgencyConfig", "CircuitBreakerSettings", "RetrySettings", "build_connector",
-           "import_object", "load_agencies", "packaged_agencies", "start_simulators"]
+__all__ = ["AgencyConfig", "CircuitBreakerSettings", "OperationContract", "RetrySettings",
+           "agency_file", "build_connector", "import_object", "key_parties", "load_agencies",
+           "packaged_agencies", "start_simulators"]
 
 
 def packaged_agencies() -> dict[str, AgencyConfig]:
@@ -47,6 +66,18 @@ def packaged_agencies() -> dict[str, AgencyConfig]:
             config = validate_config(yaml.safe_load(spec.read_text("utf-8")), str(spec))
             found[config.name] = config
     return found
+
+
+def key_parties() -> tuple[str, ...]:
+    """Who holds keys in a development PKI: the hub and every packaged agency (what ``hub keys
+    init``, the demo and the test fixtures make keys for, so that a new agency's simulator can
+    sign and verify like the others)."""
+    return ("hub", *packaged_agencies())
+
+
+def agency_file(agency: str, name: str) -> Any:
+    """A file shipped in the agency's package (``connectors/<agency>/<name>``), as a resource."""
+    return resources.files("connectors") / agency / name
 
 
 def load_agencies(*, overrides_file: Path | None = None, urls: Mapping[str, str] | None = None,

@@ -12,9 +12,12 @@ person without decrypting every case. Nothing here is parsed again per message::
     keys.data                            # encrypts and decrypts personal fields
 
 `init_keys` is what ``hub keys init`` runs: the development PKI, the data-key ring and the blind
-index key, idempotently. The demo and the test fixtures call it on their throw-away directory,
-so the quick start needs no manual step; a production start without keys fails instead, with a
-message naming the command.
+index key, idempotently, for the parties it is given (the command, the demo and the test
+fixtures give the hub and every packaged agency: `connectors.registry.key_parties`). The demo and
+the test fixtures call it on their throw-away directory, so the quick start needs no manual
+step; a production start without keys fails instead, with a message naming the command.
+`add_party` is ``hub keys add PARTY``: an agency packaged after the keys were made gets its
+credentials from the existing CA, and nothing else changes.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from hub.config import SIGNATURE_ALGORITHMS, Settings
 from hub.errors import ConfigurationError
 from security.fieldcrypt import DATA_KEYS_FILE, KeyRing
 from security.keys import KeyStore, Signer
-from security.pki import DEFAULT_PARTIES, PkiLayout, init_pki
+from security.pki import DEFAULT_PARTIES, PkiLayout, check_party, init_pki
 from security.trust import TrustStore
 
 #: The key of the blind index (HMAC-SHA256 of normalized document numbers), 32 random bytes hex.
@@ -113,9 +116,21 @@ def init_keys(keys_dir: Path, *, algorithm: str = "ec", force: bool = False,
     return layout
 
 
-def ensure_dev_keys(settings: Settings) -> PkiLayout:
+def add_party(keys_dir: Path, party: str) -> PkiLayout:
+    """Give ``party`` (an agency packaged after the keys were made) its signing and TLS
+    credentials, issued by the existing CA with the PKI's algorithm; what exists is kept, so
+    running it twice changes nothing. The hub's certificates, the CA and the data keys are
+    untouched: running processes go on, and trust the new party once they reload the keys."""
+    keys_dir = Path(keys_dir)
+    if not (keys_dir / "pki.json").is_file():
+        raise ConfigurationError(f"no keys in {keys_dir}: {_HINT}")
+    layout = PkiLayout.read(keys_dir)
+    return init_pki(keys_dir, [*layout.parties, check_party(party)], algorithm=layout.algorithm)
+
+
+def ensure_dev_keys(settings: Settings, parties: Iterable[str] = DEFAULT_PARTIES) -> PkiLayout:
     """`init_keys` for the settings' keys directory and algorithm (demo, tests)."""
-    return init_keys(settings.keys_dir, algorithm=settings.key_algorithm)
+    return init_keys(settings.keys_dir, algorithm=settings.key_algorithm, parties=parties)
 
 
 def _keep_data_keys(keys_dir: Path) -> dict[str, bytes]:

@@ -103,7 +103,8 @@ class KeyStore:
             cert = certificates.get((party, "signing"))
             if cert is None:
                 raise ConfigurationError(f"no signing certificate for {party} in {keys_dir}: "
-                                         f"{_HINT}")
+                                         f"run `hub keys add {party}` (a party packaged since"
+                                         f" the keys were made), or {_HINT}")
             key = _read_key(layout.key_path(party, "signing"))
             signers[party] = Signer(party, key, cert)
         return cls(layout, ca, crl, certificates, signers)

@@ -209,6 +209,11 @@ class CaseBook:
         if exchange.round != case.route_round or definition.is_final(case.status):
             result = "recorded_only"
         else:
+            # What the step keeps of the answer joins the case data first, so that the steps
+            # this answer dispatches may send it on (``input``).
+            kept = definition.with_answer_kept(case.data, exchange.step, answer.data)
+            if kept is not None:
+                case.data = kept
             self._decide(session, case, definition, exchange, answer.outcome, actor=actor,
                          message_id=answer.exchange_id)
             result = "applied"

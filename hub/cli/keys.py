@@ -1,6 +1,7 @@
 """``hub keys``: the key lifecycle (docs/security.md, "Key lifecycle").
 
     hub keys init [--algorithm ec|rsa] [--force]   development PKI, data keys, blind index key
+    hub keys add PARTY                             keys for an agency packaged since `init`
     hub keys status                                certificates, CRL, data keys
     hub keys revoke PARTY [--purpose P]            put a certificate on the CRL
     hub keys crl                                   re-sign the CRL (new nextUpdate)
@@ -32,18 +33,41 @@ def keys() -> None:
 @click.option("--force", is_flag=True,
               help="Replace the PKI (new CA and certificates); data keys are kept.")
 def init(algorithm: str | None, force: bool) -> None:
-    """Create the development PKI, the data-key ring and the blind index key in HUB_KEYS_DIR."""
+    """Create the development PKI (the hub and every packaged agency), the data-key ring and the
+    blind index key in HUB_KEYS_DIR."""
+    from connectors.registry import key_parties
     from hub.keyset import init_keys
 
     current = settings()
     try:
         layout = init_keys(current.keys_dir, algorithm=algorithm or current.key_algorithm,
-                           force=force)
+                           force=force, parties=key_parties())
     except HubError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"keys in {layout.keys_dir} ({layout.algorithm.upper()}): "
                f"{', '.join(layout.parties)}")
     click.echo(f"give agencies {layout.ca_cert} and {layout.crl}; keep {layout.ca_key} offline")
+
+
+@keys.command()
+@click.argument("party")
+def add(party: str) -> None:
+    """Issue PARTY's signing and TLS credentials from the existing CA (an agency packaged after
+    `hub keys init`); nothing else changes. Processes trust it once they reload the keys."""
+    from connectors.registry import packaged_agencies
+    from hub.keyset import add_party
+
+    current = settings()
+    agencies = packaged_agencies()
+    if party not in agencies:
+        raise click.BadParameter(f"no packaged agency {party!r} (known: "
+                                 f"{', '.join(sorted(agencies))})", param_hint="PARTY")
+    try:
+        layout = add_party(current.keys_dir, party)
+    except HubError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"keys of {party} in {layout.party_dir(party)} (issued by {layout.ca_cert});"
+               f" parties: {', '.join(layout.parties)}")
 
 
 @keys.command()

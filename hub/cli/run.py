@@ -124,6 +124,11 @@ def simulators(only: tuple[str, ...]) -> None:
                       **({"token": current.agency_tokens[name]}
                          if name in current.agency_tokens else {})}
                for name in agencies if name in ("health", "justice")}
+    if (current.keys_dir / "pki.json").is_file():
+        # Agencies sign what they send and verify what the hub signs, with the deployment's keys
+        # (`hub keys init`; an agency packaged since: `hub keys add NAME`).
+        for name in agencies:
+            options.setdefault(name, {})["keys_dir"] = str(current.keys_dir)
     started = start_simulators(agencies, only=set(only) or None, options=options)
     for name, simulator in started.items():
         click.echo(f"{name:10} {simulator.url}")

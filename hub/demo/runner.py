@@ -16,6 +16,12 @@ and exits non-zero if any row missed its expectation.
 
 Scenarios whose agency is down for good are dead-lettered, then the demo brings the agency back
 and replays the dead letter, as an operator would with ``hub dlq replay``.
+
+Every packaged agency takes part: the simulators, the keys and the connectors come from the
+registry (`connectors.registry`), and an agency no scenario reaches (one added with ``hub
+connector new``) is checked with its own samples (``connectors/<agency>/samples.yaml``): each is
+sent through the hub's connector to the agency's simulator, signed both ways, and its row says
+whether the outcome and the answer's data are the ones the sample promises.
 """
 from __future__ import annotations
 
@@ -29,17 +35,27 @@ from typing import Any, Callable, TextIO
 
 from sqlalchemy import select
 
+from connectors.registry import key_parties
 from hub.config import Settings
 from hub.delivery import deadletters
 from hub.demo.scenarios import SCENARIOS
 from hub.demo.script import Opened, Scenario
+from hub.envelope import Envelope, SchemaRef
+from hub.errors import HubError
 from hub.keyset import ensure_dev_keys
 from hub.runtime import Hub
+from hub.services import LOCAL_AGENCY
 from hub.store.models import CaseRow, DeadLetterRow, ExchangeRow
+from hub.testing.conformance import answer_data_problems
 from hub.testing.livehub import AgencyHub
+from hub.testing.samples import agency_samples, has_samples
 
 #: Short retry ladders so that outages play out in seconds.
 DEMO_RETRY = {"base_delay": 0.1, "max_delay": 0.4, "max_attempts": 4, "jitter": 0.5}
+#: The ``service`` column of the rows that check an agency with its own samples.
+AGENCY_CHECK = "(agency check)"
+#: The post an agency check is sent for (no case is opened: any post will do).
+CHECK_SENDER = "ES-MAD"
 
 
 def scenarios() -> list[Scenario]:
@@ -106,7 +122,7 @@ def demo_hubs(root: Path) -> Callable[..., Hub]:
         if database_url:
             values["HUB_DATABASE_URL"] = database_url
         settings = Settings.from_env(values)
-        ensure_dev_keys(settings)
+        ensure_dev_keys(settings, key_parties())  # the hub and every packaged agency
         return Hub(settings, **options)
 
     return make
@@ -121,6 +137,7 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
         world = AgencyHub(demo_hubs(root), retry=DEMO_RETRY, concurrency=2).start()
         try:
             rows = _play(world, chosen, timeout, progress)
+            rows += _agency_checks(world, _reached(world.hub, chosen), only)
             signed = {"hub": world.hub.signing is not None,
                       **{name: sim.signing is not None
                          for name, sim in sorted(world.simulators.items())}}
@@ -128,6 +145,54 @@ def run_demo(*, data_dir: Path | None = None, timeout: float = 60.0,
         finally:
             world.stop()
             world.hub.close()
+
+
+def _reached(hub: Any, chosen: list[Scenario]) -> set[str]:
+    """The agencies the chosen scenarios exchange with (their services' routes; Justice also
+    sends the judicial documents in)."""
+    reached: set[str] = set()
+    for scenario in chosen:
+        route = hub.catalog.get(scenario.service).route
+        reached |= {s.agency for s in (route.steps if route else ()) if s.agency != LOCAL_AGENCY}
+    return reached
+
+
+def _agency_checks(world: Any, reached: set[str], only: str | None) -> list[Row]:
+    """A row per sample of each agency no scenario reached (``only``: that agency alone)."""
+    rows: list[Row] = []
+    for agency in sorted(world.simulators):
+        if agency in reached or (only is not None and only != agency):
+            continue
+        if not has_samples(agency):
+            rows.append(Row(scenario="no samples.yaml", service=AGENCY_CHECK, agency=agency,
+                            step="-", case_reference="-", expected_outcome="-",
+                            actual_outcome=None, expected_status="-", actual_status="-",
+                            attempts=0, replayed=False, ok=False))
+            continue
+        samples, _invalid = agency_samples(agency)
+        with world.hub.new_connector(agency) as connector:
+            for sample in samples:
+                rows.append(_check_sample(connector, agency, sample))
+    return rows
+
+
+def _check_sample(connector: Any, agency: str, sample: Any) -> Row:
+    envelope = Envelope.new(
+        correlation_id="DEMO-AGENCY-CHECK", service="agency_check", kind="request",
+        sender=CHECK_SENDER, recipient=agency,
+        schema=SchemaRef(name=f"{agency}.{sample.operation}.request", version="1"),
+        payload=sample.payload)
+    try:
+        reply = connector.send(envelope)
+        actual = reply.outcome
+        problems = [] if sample.data is None else answer_data_problems(reply.data, sample.data)
+    except HubError as exc:
+        actual, problems = exc.code, [exc.message]
+    return Row(scenario=sample.id + ("" if not problems else f" ({'; '.join(problems)})"),
+               service=AGENCY_CHECK, agency=agency, step=sample.operation, case_reference="-",
+               expected_outcome=str(sample.outcome), actual_outcome=actual, expected_status="-",
+               actual_status="-", attempts=1, replayed=False,
+               ok=actual == sample.outcome and not problems)
 
 
 @dataclass
@@ -271,9 +336,11 @@ def render_table(report: Report, out: TextIO = sys.stdout) -> None:
         previous = row[0]
         out.write("  ".join(c.ljust(w) for c, w in zip(shown, widths)).rstrip() + "\n")
     passed = sum(r.ok for r in rows)
-    services = len({r.service for r in rows})
+    services = len({r.service for r in rows if r.service != AGENCY_CHECK})
+    checked = sorted({r.agency for r in rows if r.service == AGENCY_CHECK})
     out.write(f"\n{passed}/{len(rows)} exchanges of {services} service{'s' * (services != 1)}"
-              f" reached their expected outcome\n")
+              + (f" and of agency checks ({', '.join(checked)})" if checked else "")
+              + " reached their expected outcome\n")
     unsigned = sorted(name for name, signed in report.signed.items() if not signed)
     out.write("signed both ways: hub and " + ", ".join(
         n for n in report.signed if n != "hub") + "\n" if not unsigned
@@ -283,7 +350,8 @@ def render_table(report: Report, out: TextIO = sys.stdout) -> None:
 def render_json(report: Report, out: TextIO = sys.stdout) -> None:
     out.write(json.dumps({
         "ok": report.ok,
-        "services": sorted({r.service for r in report.rows}),
+        "services": sorted({r.service for r in report.rows if r.service != AGENCY_CHECK}),
+        "agency_checks": sorted({r.agency for r in report.rows if r.service == AGENCY_CHECK}),
         "signed": report.signed,
         "exchanges": [r.__dict__ for r in report.rows],
     }, indent=2) + "\n")

@@ -27,6 +27,8 @@ A definition names the intake schema, the case state machine and the route::
           outcomes:
             authentic: continue
             not_authentic: {status: rejected, reason: licence_not_authentic}
+          keep: [licence_status]          # answer fields the case keeps (agency_answers.<step>),
+                                          # shown to staff; the intake schema must accept them
 
 Beyond the route, a definition may carry:
 
@@ -57,9 +59,10 @@ Adding a service is a new definition file, an intake schema, mappings for any ne
 operation and translations; no Python. `ServiceCatalog` loads and checks them all once.
 """
 from hub.services.catalog import ServiceCatalog, parse_definition
-from hub.services.definition import (LOCAL_AGENCY, Deadline, Effect, Fees, Guide, RecordSpec, Role,
-                                     Route, ServiceDefinition, StateInfo, Step, Transition)
+from hub.services.definition import (ANSWERS_KEY, LOCAL_AGENCY, Deadline, Effect, Fees, Guide,
+                                     RecordSpec, Role, Route, ServiceDefinition, StateInfo, Step,
+                                     Transition)
 
-__all__ = ["LOCAL_AGENCY", "Deadline", "Effect", "Fees", "Guide", "RecordSpec", "Role", "Route",
-           "ServiceCatalog", "ServiceDefinition", "StateInfo", "Step", "Transition",
-           "parse_definition"]
+__all__ = ["ANSWERS_KEY", "LOCAL_AGENCY", "Deadline", "Effect", "Fees", "Guide", "RecordSpec",
+           "Role", "Route", "ServiceCatalog", "ServiceDefinition", "StateInfo", "Step",
+           "Transition", "parse_definition"]

@@ -17,8 +17,12 @@ import yaml
 from pydantic import ValidationError
 
 from hub.errors import ConfigurationError, UnknownService
+from hub.schemas import field_errors, json_schema_validator
 from hub.services.checks import LOCAL_OPERATIONS
-from hub.services.definition import LOCAL_AGENCY, ServiceDefinition, Step
+from hub.services.definition import ANSWERS_KEY, LOCAL_AGENCY, ServiceDefinition, Step
+
+#: The shared definitions of the intake schemas (``schemas/v1/services/common.json``).
+COMMON_SCHEMA = "urn:econsulat:schema:services:common:1"
 
 
 class ServiceCatalog:
@@ -102,12 +106,28 @@ def _check_local_step(step: Step) -> None:
                          f" {sorted(known)}; give a rule for each")
 
 
+def _check_answers_accepted(definition: ServiceDefinition) -> None:
+    """A service whose steps keep answer fields stores them in the case data, which every later
+    update validates with the intake schema: the schema must accept them, without offering
+    them as a form field."""
+    probe = {ANSWERS_KEY: {"step": {"field": "value"}}}
+    refused = [e for e in field_errors(json_schema_validator(definition.intake_schema), probe)
+               if e["field"].split(".")[0] == ANSWERS_KEY]
+    if refused:
+        raise ValueError(
+            f"steps keep answer fields but {definition.intake_schema} refuses"
+            f" {ANSWERS_KEY} ({refused[0]['message']}); add to it: \"patternProperties\": "
+            f"{{\"^{ANSWERS_KEY}$\": {{\"$ref\": \"{COMMON_SCHEMA}#/$defs/{ANSWERS_KEY}\"}}}}")
+
+
 def parse_definition(data: Any, where: str) -> ServiceDefinition:
     try:
         definition = ServiceDefinition.model_validate(data)
         for step in (definition.route.steps if definition.route else ()):
             if step.agency == LOCAL_AGENCY:
                 _check_local_step(step)
+        if definition.keeps_answers:
+            _check_answers_accepted(definition)
     except (ValidationError, ValueError) as exc:
         raise ConfigurationError(f"invalid service definition {where}: {exc}") from None
     return definition

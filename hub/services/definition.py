@@ -7,7 +7,8 @@ the rest of the hub (local operations, agencies) is checked by the catalog that 
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +17,11 @@ Role = Literal["hub", "staff", "applicant", "agency"]
 
 #: The pseudo-agency of local steps: checks the hub answers itself (see `hub.services.checks`).
 LOCAL_AGENCY = "hub"
+#: Where the case data holds the answer fields route steps keep (``keep``), by step name:
+#: ``{"agency_answers": {"birth_record": {"extract_number": "EX-..."}}}``. Inside the case data,
+#: so encrypted at rest with it, readable by the next steps (``input``) and shown to staff. An
+#: intake schema accepts it with ``patternProperties`` (not ``properties``: no form field).
+ANSWERS_KEY = "agency_answers"
 
 
 class StateInfo(BaseModel):
@@ -64,6 +70,9 @@ class Step(BaseModel):
     #: Constant fields added to the payload (e.g. the kind of notice to send).
     constants: dict[str, Any] = Field(default_factory=dict)
     outcomes: dict[str, Effect]
+    #: Fields of the agency's answer (its ``data``) the case keeps, whatever the outcome, under
+    #: ``agency_answers.<step name>`` (see `ANSWERS_KEY`), e.g. ``keep: [extract_number]``.
+    keep: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -82,9 +91,23 @@ class Step(BaseModel):
             data.pop("on_status", None)
         return data
 
+    @model_validator(mode="after")
+    def _keeps_answer_fields(self) -> "Step":
+        for name in self.keep:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(f"step {self.name} keeps {name!r}: a field of the answer's data"
+                                 " (lower-case letters, digits, _)")
+        if self.keep and self.agency == LOCAL_AGENCY:
+            raise ValueError(f"step {self.name}: a local check answers no data to keep")
+        return self
+
     @property
     def schema_name(self) -> str:
         return f"{self.agency}.{self.operation}.request"
+
+    def kept(self, answer_data: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of an answer's data this step keeps (those the agency sent)."""
+        return {name: answer_data[name] for name in self.keep if name in answer_data}
 
 
 class Deadline(BaseModel):
@@ -232,6 +255,28 @@ class ServiceDefinition(BaseModel):
     def allowed(self, from_status: str, to_status: str, role: Role) -> bool:
         return any(t.from_ == from_status and t.to == to_status and role in t.by
                    for t in self.transitions)
+
+    @property
+    def keeps_answers(self) -> bool:
+        """Whether a route step keeps answer fields in the case (``keep``)."""
+        return self.route is not None and any(step.keep for step in self.route.steps)
+
+    def with_answer_kept(self, case_data: Mapping[str, Any], step: str,
+                         answer_data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The case data with what ``step`` keeps of an answer (replacing what an earlier
+        answer of that step left there); None when the step keeps nothing, so that the
+        caller leaves the case data, and its encryption, alone. Pure."""
+        if self.route is None:
+            return None
+        try:
+            kept_by = self.route.step(step)
+        except KeyError:
+            return None
+        if not kept_by.keep:
+            return None
+        answers = dict(case_data.get(ANSWERS_KEY) or {})
+        answers[step] = kept_by.kept(answer_data)
+        return {**case_data, ANSWERS_KEY: answers}
 
     def next_statuses(self, from_status: str, role: Role) -> list[str]:
         return [t.to for t in self.transitions if t.from_ == from_status and role in t.by]

@@ -3,8 +3,11 @@
 A connector's test module subclasses `ConnectorConformance` and gives sample payloads with the
 outcome the simulator's rules promise; the kit's tests then check, for that connector:
 
-- every sample's answer maps to the promised outcome, and the agency saw the hub's X-Road client
-  identity and the envelope id as its idempotency key;
+- every sample's answer maps to the promised outcome and answer data, and the agency saw the
+  hub's X-Road client identity and the envelope id as its idempotency key;
+- the contract in ``agency.yaml`` (``operations``) names the connector's operations, the samples
+  draw every outcome it lists, and every field the reply mapping writes into the answer's data is
+  one the contract declares and some sample checks (a data mapping cannot break unnoticed);
 - idempotency: the same envelope sent twice causes one effect and the same answer; the same key
   with another request is refused (`AgencyRefusal`);
 - schema validation both ways: a payload the mapping cannot map, or whose mapped request breaks
@@ -29,6 +32,14 @@ outcome the simulator's rules promise; the kit's tests then check, for that conn
         samples = [Sample("verify_identity", {"person": PERSON}, "confirmed"), ...]
         invalid_requests = [Sample("verify_identity", {"person": {**PERSON, "cnie": "12"}})]
 
+    # an agency made by `hub connector new` keeps its samples as data:
+    class TestCivilRegistryConformance(ConnectorConformance):
+        agency = "civil_registry"
+        samples, invalid_requests = agency_samples("civil_registry")   # hub.testing.samples
+
+A sample's ``data`` lists the answer's data fields it promises: a value must be equal, ``None``
+means present with any value (a time, a serial number).
+
 Enable the plugin with ``pytest_plugins = ["hub.testing.conformance"]`` in a ``conftest.py`` (the
 hub's own ``tests/conftest.py`` does).
 """
@@ -43,7 +54,6 @@ from typing import Any, ClassVar, Iterator
 
 import pytest
 
-from hub.testing.livehub import AgencyHub, LiveServer
 from connectors.base import Connector, ConnectorDeps
 from connectors.registry import AgencyConfig, build_connector, import_object, load_agencies
 from connectors.signing import MessageSigning
@@ -51,25 +61,17 @@ from hub.config import DEFAULT_NODE_ID
 from hub.envelope import Envelope, SchemaRef
 from hub.errors import (AgencyRefusal, AgencyTimeout, AgencyUnavailable, BadAgencyReply, HubError,
                         SchemaViolation, UnknownRoute)
+from hub.mapping import Mapping
+from hub.testing.livehub import AgencyHub, LiveServer
+from hub.testing.samples import Sample
+
+__all__ = ["ConnectorConformance", "FaultCase", "Sample", "answer_data_problems",
+           "envelope_for", "mapped_data_fields"]
 
 NODE_ID = DEFAULT_NODE_ID
 #: The connector's timeout in the kit, and the delay of the timeout fault (well beyond it).
 KIT_TIMEOUT = 0.5
 TIMEOUT_DELAY = 2.0
-
-
-@dataclass(frozen=True)
-class Sample:
-    operation: str
-    payload: dict[str, Any]
-    #: The outcome the simulator's rules promise (None for invalid requests).
-    outcome: str | None = None
-    #: Test id; defaults to ``operation-outcome``.
-    name: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.name or f"{self.operation}-{self.outcome or 'invalid'}"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,32 @@ FAULTS = (
     FaultCase("answer-breaks-schema", "invalid", {}, SchemaViolation),
     FaultCase("latency", "latency", {"delay": 0.05}, None),
 )
+
+
+def mapped_data_fields(agency: str, operation: str) -> dict[str, bool]:
+    """The answer data fields the reply mapping of ``operation`` writes (``data.<field>``, top
+    level), each with whether the mapping may leave it out (``optional``)."""
+    fields: dict[str, bool] = {}
+    for rule in Mapping.packaged(agency, f"{operation}.reply").rules:
+        if rule.to.startswith("data."):
+            name = rule.to.removeprefix("data.").split(".")[0]
+            fields[name] = fields.get(name, True) and rule.optional
+    return fields
+
+
+def answer_data_problems(data: dict[str, Any], promised: dict[str, Any]) -> list[str]:
+    """How an answer's ``data`` differs from what a sample promises (empty: it does not).
+    Fields beyond the promise are problems too: an optional field mapped when it should not be
+    is as wrong as one missing."""
+    problems = []
+    for name, value in promised.items():
+        if name not in data:
+            problems.append(f"data.{name} is missing")
+        elif value is not None and data[name] != value:
+            problems.append(f"data.{name} is {data[name]!r}, the rule promises {value!r}")
+    problems += [f"data.{name} ({data[name]!r}) is not promised by the sample"
+                 for name in sorted(set(data) - set(promised))]
+    return problems
 
 
 def envelope_for(agency: str, operation: str, payload: dict[str, Any], *,
@@ -209,6 +237,7 @@ class ConnectorConformance:
         if callbacks is None:
             assert not reply.pending
             assert reply.outcome == sample.outcome
+            self.check_data(reply.data, sample)
             return
         assert reply.pending, "an asynchronous agency's acknowledgement is a pending reply"
         calls = callbacks.wait(1)
@@ -217,6 +246,42 @@ class ConnectorConformance:
         assert calls[0]["headers"].get("X-Road-Client"), "a callback names its sender"
         answer = connector.parse_answer(sample.operation, calls[0]["body"])
         assert answer.outcome == sample.outcome
+        self.check_data(answer.data, sample)
+
+    @staticmethod
+    def check_data(data: dict[str, Any], sample: Sample) -> None:
+        if sample.data is None:
+            return
+        problems = answer_data_problems(data, sample.data)
+        assert not problems, f"{sample.id}: " + "; ".join(problems)
+
+    def test_contract_samples_and_mappings_agree(self, agency_config: AgencyConfig,
+                                                 connector: Any) -> None:
+        """The operations of ``agency.yaml`` are the connector's; each outcome is drawn by a
+        sample; each field the reply mapping writes is declared and checked by a sample."""
+        contract = agency_config.operations
+        declared = set(type(connector).operations)
+        assert set(contract) == declared, (
+            f"agency.yaml operations {sorted(contract)} but the connector has {sorted(declared)}")
+        problems = []
+        for name, operation in contract.items():
+            samples = [s for s in self.samples if s.operation == name and s.outcome is not None]
+            missing = set(operation.outcomes) - {s.outcome for s in samples}
+            if missing:
+                problems.append(f"{name}: no sample draws {sorted(missing)}")
+            unknown = {s.outcome for s in samples} - set(operation.outcomes)
+            if unknown:
+                problems.append(f"{name}: samples expect outcomes the contract lacks"
+                                f" {sorted(unknown)}")
+            mapped = mapped_data_fields(self.agency, name)
+            if set(mapped) != set(operation.data):
+                problems.append(f"{name}: the reply mapping writes data {sorted(mapped)}, the "
+                                f"contract declares {sorted(operation.data)}")
+            checked = {field for s in samples if s.data is not None for field in s.data}
+            unchecked = set(mapped) - checked
+            if unchecked:
+                problems.append(f"{name}: no sample checks data {sorted(unchecked)}")
+        assert not problems, "; ".join(problems)
 
     # -- idempotency ----------------------------------------------------------------------------
 

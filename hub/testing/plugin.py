@@ -157,10 +157,11 @@ def dev_keys_dir(tmp_path: Path) -> Path:
 
     Simulators given it sign their answers and verify the hub's requests, as a real agency would.
     """
+    from connectors.registry import key_parties
     from hub.keyset import init_keys
 
     keys_dir = tmp_path / "data" / "keys"
-    init_keys(keys_dir)
+    init_keys(keys_dir, parties=key_parties())
     return keys_dir
 
 
@@ -183,6 +184,7 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     ``hub keys init`` in the data directory. Namespaced RabbitMQ topologies are deleted after the
     test.
     """
+    from connectors.registry import key_parties
     from hub.config import Settings
     from hub.keyset import ensure_dev_keys
     from hub.runtime import Hub
@@ -202,7 +204,7 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., Hub]]:
         values.update(env or {})
         settings = Settings.from_env(values)
         if "keys" not in options:
-            ensure_dev_keys(settings)
+            ensure_dev_keys(settings, key_parties())
         hub = Hub(settings, **options)
         built.append(hub)
         return hub

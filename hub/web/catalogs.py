@@ -8,7 +8,8 @@ them all as ``(context, msgid)``:
 - the field-error messages (`hub.web.forms.ERROR_MESSAGES`, context ``error``) and the titles of
   the API's refusals (`hub.web.problems.PROBLEM_TITLES`, context ``problem``);
 - the service definitions: statuses (``status``), reasons of their routes and deadlines
-  (``reason``), the reference guide (title, summary, who, eligibility, fees note, steps);
+  (``reason``), the answer fields their steps keep (``answer``), the reference guide (title,
+  summary, who, eligibility, fees note, steps);
 - the intake schemas: every field's title and description, every choice (``value``);
 - the reasons the hub's own code records (`CODE_REASONS`) and the staff's (`STAFF_REASONS`);
 - the back-office: its templates (``hub/templates/backoffice``), the staff roles (``role``)
@@ -92,6 +93,8 @@ def from_data(catalog: object | None = None) -> set[Key]:
             for step in definition.route.steps:
                 found |= {("reason", o.reason) for o in step.outcomes.values()
                           if getattr(o, "reason", None)}
+                # Answer fields the step keeps, shown to staff (`hub.web.staff.answers`).
+                found |= {("answer", name) for name in step.keep}
         guide = definition.guide
         if guide is not None:
             texts: Iterable[str | None] = (guide.title, guide.summary, guide.who,

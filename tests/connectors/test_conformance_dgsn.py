@@ -8,13 +8,19 @@ from hub.testing.samples import person, transport
 class TestDgsnConformance(ConnectorConformance):
     agency = "dgsn"
     samples = [
-        Sample("verify_identity", {"person": person()}, "confirmed"),
-        Sample("verify_identity", {"person": person("Z12345")}, "not_found"),
-        Sample("verify_identity", {"person": person("AB123450")}, "mismatch"),
-        Sample("notify_border", {"person": person(), "transport": transport()}, "cleared"),
+        Sample("verify_identity", {"person": person()}, "confirmed", data={"checked_at": None}),
+        Sample("verify_identity", {"person": person("Z12345")}, "not_found",
+               data={"checked_at": None}),
+        Sample("verify_identity", {"person": person("AB123450")}, "mismatch",
+               data={"mismatched_fields": ["lastName", "firstName"], "checked_at": None}),
+        Sample("notify_border", {"person": person(), "transport": transport()}, "cleared",
+               data={"border_post": "CMN", "recorded_at": None}),
         Sample("notify_border", {"person": person("AB123450"), "transport": transport()},
-               "identity_mismatch"),
-        Sample("notify_border", {"person": person(), "transport": transport("LHR")}, "refused"),
+               "identity_mismatch", data={"border_post": "CMN", "reason": "identity mismatch",
+                                          "recorded_at": None}),
+        Sample("notify_border", {"person": person(), "transport": transport("LHR")}, "refused",
+               data={"border_post": "LHR", "reason": "not a Moroccan entry point",
+                     "recorded_at": None}),
     ]
     invalid_requests = [
         Sample("verify_identity", {"person": person("123")}),

@@ -16,11 +16,15 @@ class TestHealthConformance(ConnectorConformance):
     callback_path = "/inbound/v1/health/clearances/{id}"
     simulator_options = {"callback_delay": 0}
     samples = [
-        Sample("sanitary_clearance", clearance(), "cleared"),
-        Sample("sanitary_clearance", clearance("Cholera"), "refused"),
+        Sample("sanitary_clearance", clearance(), "cleared", data={"decided_at": None}),
+        Sample("sanitary_clearance", clearance("Cholera"), "refused",
+               data={"reason": "notifiable_disease", "decided_at": None}),
         Sample("sanitary_clearance", clearance("Fièvre jaune"), "refused",
-               name="sanitary_clearance-refused-fr"),
-        Sample("sanitary_clearance", clearance(non_contagion=False), "more_information"),
+               name="sanitary_clearance-refused-fr",
+               data={"reason": "notifiable_disease", "decided_at": None}),
+        Sample("sanitary_clearance", clearance(non_contagion=False), "more_information",
+               data={"reason": "missing_certificate", "missing_documents": ["non_contagion"],
+                     "decided_at": None}),
     ]
     invalid_requests = [
         Sample("sanitary_clearance", {**clearance(), "deceased": deceased(

@@ -12,9 +12,14 @@ def permit(commune: str = "Casablanca") -> dict:
 class TestInteriorConformance(ConnectorConformance):
     agency = "interior"
     samples = [
-        Sample("burial_permit", permit("Casablanca"), "granted"),
-        Sample("burial_permit", permit("Fès"), "granted", name="burial_permit-accents"),
-        Sample("burial_permit", permit("Springfield"), "refused"),
+        Sample("burial_permit", permit("Casablanca"), "granted",
+               data={"commune": "Casablanca", "permit_number": None, "decided_at": None}),
+        Sample("burial_permit", permit("Fès"), "granted", name="burial_permit-accents",
+               data={"commune": "Fès", "permit_number": None, "decided_at": None}),
+        Sample("burial_permit", permit("Springfield"), "refused",
+               data={"commune": "Springfield",
+                     "reason": "commune not in the register of Moroccan communes",
+                     "decided_at": None}),
     ]
     invalid_requests = [
         Sample("burial_permit", {**permit(), "family_contact": {**family_contact(),

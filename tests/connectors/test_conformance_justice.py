@@ -9,10 +9,13 @@ class TestJusticeConformance(ConnectorConformance):
     agency = "justice"
     simulator_options = {"known_references": ["MJ-2026-000001"]}
     samples = [
-        Sample("delivery_certificate", certificate("MJ-2026-000001"), "received"),
+        Sample("delivery_certificate", certificate("MJ-2026-000001"), "received",
+               data={"received_at": None}),
         Sample("delivery_certificate", certificate("MJ-2026-000001", "refused"), "received",
-               name="delivery_certificate-refused-document"),
-        Sample("delivery_certificate", certificate("XX-9999"), "rejected"),
+               name="delivery_certificate-refused-document", data={"received_at": None}),
+        Sample("delivery_certificate", certificate("XX-9999"), "rejected",
+               data={"reason": "no judicial document was sent under this reference",
+                     "received_at": None}),
     ]
     invalid_requests = [
         Sample("delivery_certificate", certificate("lower case reference")),

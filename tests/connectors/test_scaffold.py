@@ -59,3 +59,46 @@ def test_scaffold_refuses_to_overwrite_and_bad_names(project: Path) -> None:
                                 str(project)]).exit_code != 0
     assert runner.invoke(main, ["connector", "new", "neworg", "--root",
                                 str(project)]).exit_code != 0
+
+
+def test_operation_name_reaches_every_generated_file(project: Path) -> None:
+    result = CliRunner().invoke(main, ["connector", "new", "civil_registry", "--soap",
+                                       "--operation", "check_birth_record",
+                                       "--root", str(project)])
+    assert result.exit_code == 0, result.output
+    assert "hub keys add civil_registry" in result.output
+    written = {p.relative_to(project).as_posix(): p.read_text("utf-8")
+               for p in project.rglob("*") if p.is_file() and "civil_registry" in str(p)}
+    assert {"mappings/civil_registry/check_birth_record.request.yaml",
+            "mappings/civil_registry/check_birth_record.reply.yaml",
+            "connectors/civil_registry/samples.yaml"} <= set(written)
+    text = "\n".join(written.values())
+    assert "check_record" not in text and "CheckRecord" not in text
+    assert 'SoapOperation("CheckBirthRecord", service_code="checkBirthRecord")' in text
+    assert "name: civil_registry.check_birth_record.reply" in text
+    assert 'element name="CheckBirthRecordRequest"' in text
+    assert "operations:\n  check_birth_record:" in written["connectors/civil_registry/agency.yaml"]
+    bad = CliRunner().invoke(main, ["connector", "new", "other", "--rest", "--operation",
+                                    "CheckRecord", "--root", str(project)])
+    assert bad.exit_code != 0 and "operation name 'CheckRecord'" in bad.output
+    assert not (project / "connectors" / "other").exists(), "nothing written for a bad name"
+
+
+def test_the_kit_fails_a_broken_mapping_of_the_answer_data(project: Path) -> None:
+    """Mapping the wrong field of the agency's answer into the canonical data, or leaving one
+    out, passes an outcome-only check; the kit's data checks catch both."""
+    assert CliRunner().invoke(main, ["connector", "new", "broken", "--rest",
+                                     "--root", str(project)]).exit_code == 0
+    reply = project / "mappings" / "broken" / "check_record.reply.yaml"
+    reply.write_text(reply.read_text("utf-8").replace(
+        "- {to: data.checked_at, from: checkedAt}",
+        "- {to: data.checked_at, from: checkedAt}\n  - {to: data.checked_by, from: checkId}"),
+        "utf-8")
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "-k", "promised or contract", "tests/connectors/test_conformance_broken.py"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "data.checked_by ('RC-" in run.stdout          # a field no sample promises
+    assert "the reply mapping writes data ['checked_at', 'checked_by']" in run.stdout

@@ -12,7 +12,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from hub.demo.runner import choose
+from connectors.registry import packaged_agencies
+from hub.demo.runner import AGENCY_CHECK, choose
 
 SEVEN = {"repatriation_of_remains", "driving_licence_authentication", "judicial_documents",
          "consular_registration_new", "consular_registration_renewal",
@@ -33,7 +34,8 @@ def test_demo_covers_the_seven_services_and_each_reaches_its_outcome(tmp_path: P
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    rows = report["exchanges"]
+    every = report["exchanges"]
+    rows = [row for row in every if row["service"] != AGENCY_CHECK]
     by_service: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         assert {"service", "agency", "case_reference", "expected_outcome",
@@ -58,9 +60,13 @@ def test_demo_covers_the_seven_services_and_each_reaches_its_outcome(tmp_path: P
     # An agency down for good: its dead letter was replayed once it came back.
     assert any(row["replayed"] and row["ok"] for row in by_service[
         "driving_licence_authentication"])
+    # Agencies packaged since (`hub connector new`) are checked with their own samples.
+    packaged = set(packaged_agencies())
+    checked = {row["agency"] for row in every if row["service"] == AGENCY_CHECK}
+    assert checked == set(report["agency_checks"]) == packaged - {
+        "interior", "dgsn", "justice", "health", "narsa"}
     # The hub and every agency signed (and so verified) the messages.
-    assert report["signed"] == {name: True for name in
-                                ("hub", "dgsn", "health", "interior", "justice", "narsa")}
+    assert report["signed"] == {name: True for name in ("hub", *packaged)}
     # The demo made its own development PKI in its data directory.
     assert (tmp_path / "keys").is_dir() and any((tmp_path / "keys").iterdir())
 

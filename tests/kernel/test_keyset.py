@@ -110,3 +110,29 @@ def test_seal_made_with_another_key_is_refused(settings):
     with pytest.raises(UntrustedCertificate, match="not a known certificate"):
         JwsSeal(keys.signer, keys.trust).check(forged)
 
+
+
+def test_keys_init_covers_every_packaged_agency_and_add_completes_an_installation(settings):
+    from connectors.registry import packaged_agencies
+    from security.pki import PkiLayout
+
+    runner = CliRunner()
+    env = {"HUB_DATA_DIR": str(settings.data_dir), "HUB_KEYS_DIR": str(settings.keys_dir)}
+    assert runner.invoke(main, ["keys", "add", "narsa"], env=env).exit_code != 0  # no keys yet
+    # An installation made before some agency was packaged: its PKI lacks that agency.
+    init_keys(settings.keys_dir, parties=["hub", "narsa"])
+    ca = (settings.keys_dir / "ca.cert.pem").read_bytes()
+    added = runner.invoke(main, ["keys", "add", "dgsn"], env=env)
+    assert added.exit_code == 0, added.output
+    assert (settings.keys_dir / "dgsn" / "signing.cert.pem").is_file()
+    assert (settings.keys_dir / "ca.cert.pem").read_bytes() == ca, "the same CA issued it"
+    from security.keys import KeyStore
+
+    HubKeys.load(settings).trust.verify_certificate(
+        "dgsn", KeyStore.load(settings.keys_dir, own=["dgsn"]).signer("dgsn").cert)
+    unknown = runner.invoke(main, ["keys", "add", "atlantis"], env=env)
+    assert unknown.exit_code != 0 and "no packaged agency 'atlantis'" in unknown.output
+    # `hub keys init` on it completes every packaged agency, keeping what exists.
+    assert runner.invoke(main, ["keys", "init"], env=env).exit_code == 0
+    assert set(PkiLayout.read(settings.keys_dir).parties) == {"hub", *packaged_agencies()}
+    assert (settings.keys_dir / "ca.cert.pem").read_bytes() == ca

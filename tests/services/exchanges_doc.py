@@ -1,4 +1,5 @@
-"""Reads the operation tables of ``docs/exchanges.md``: the contract routes must keep."""
+"""Reads the operation tables of ``docs/exchanges.md`` (the hub's local operations; the agencies'
+contracts are data, in each ``connectors/<agency>/agency.yaml``)."""
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ from collections import deque
 import pytest
 import yaml
 
+from connectors.registry import packaged_agencies
 from exchanges_doc import operations
 from hub.demo.scenarios import SAMPLES, sample_request
 from hub.errors import ConfigurationError, SchemaViolation, UnknownService
@@ -32,19 +33,33 @@ def test_every_service_of_this_part_is_defined(catalog):
     assert "remote_passport_application" in catalog.names()
 
 
+def contracts() -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str], frozenset[str]]]:
+    """(agency, operation) -> (payload names, outcomes, answer data fields): the agencies'
+    contracts (``operations`` in each ``agency.yaml``) and the hub's local operations
+    (docs/exchanges.md, "Local operations")."""
+    found = {key: (op.payload, op.outcomes, frozenset())
+             for key, op in operations("Local operations (hub)").items()}
+    for name, config in packaged_agencies().items():
+        for operation, contract in config.operations.items():
+            found[(name, operation)] = (frozenset(contract.payload), frozenset(contract.outcomes),
+                                        frozenset(contract.data))
+    return found
+
+
 @pytest.mark.parametrize("definition", definitions(), ids=lambda d: d.name)
-def test_agency_steps_use_documented_operations_and_answer_every_outcome(definition):
-    documented = operations("Operations")
-    local = operations("Local operations (hub)")
+def test_agency_steps_use_declared_operations_and_answer_every_outcome(definition):
+    known = contracts()
     for step in definition.route.steps if definition.route else ():
-        table = local if step.agency == LOCAL_AGENCY else documented
-        contract = table.get((step.agency, step.operation))
+        contract = known.get((step.agency, step.operation))
         assert contract is not None, f"{definition.name}.{step.name}: {step.agency}." \
-                                     f"{step.operation} is not in docs/exchanges.md"
+                                     f"{step.operation} is declared nowhere (agency.yaml)"
+        payload, outcomes, data = contract
         # A rule for every outcome the agency may answer, and none it never answers.
-        assert set(step.outcomes) == contract.outcomes, step.name
+        assert set(step.outcomes) == outcomes, step.name
         sent = {path.split(".")[0] for path in (*step.input, *step.constants)}
-        assert sent <= contract.payload, f"{step.name} sends {sorted(sent - contract.payload)}"
+        assert sent <= payload, f"{step.name} sends {sorted(sent - payload)}"
+        # The answer's fields a step keeps in the case are fields the agency answers.
+        assert set(step.keep) <= data, f"{step.name} keeps {sorted(set(step.keep) - data)}"
 
 
 @pytest.mark.parametrize("definition", definitions(), ids=lambda d: d.name)

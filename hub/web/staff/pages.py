@@ -41,6 +41,7 @@ from hub.web.forms import FormField, field_label, find_field, form_fields, local
 from hub.web.guide import service_title
 from hub.web import parts
 from hub.web.negotiation import page_translator  # one rule for the language in a page's URL
+from hub.web.staff.answers import kept_answers, without_kept_answers
 from hub.i18n.translate import NATIVE_NAMES, Translator, best_language, translator
 from security.tokens import MAX_TTL, Principal
 
@@ -294,13 +295,15 @@ def _case_page(lang: str, reference: str, *, status: int = 200, error: str | Non
                                                       if c.name != "outcome"],
                               record_name=group and group.name))
     data_rows = _data_rows(parts.catalog().get(detail["service"]).intake_schema,
-                           detail.get("data") or {}, t) if detail["contents"] else []
+                           without_kept_answers(detail.get("data") or {}), t) \
+        if detail["contents"] else []
     documents = [dict(d, label=_document_label(detail["service"], d, t))
                  for d in detail.get("documents", [])]
     return _render("case.html", t, status=status, case=detail, documents=documents,
                    here=url_for("staff.case", lang=lang, reference=detail["reference"]),
                    title=_title(detail["service"], t), moves=moves, reasons=STAFF_REASONS,
                    data_rows=data_rows, error=error, errors=errors or [],
+                   kept_answers=kept_answers(parts.catalog().get(detail["service"]), detail, t),
                    values=values or {}, moved=moved)
 
 
