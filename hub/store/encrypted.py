@@ -40,6 +40,8 @@ CIPHER_OF_LOADED_ROW = "_encrypted_privacy"
 #: Per-instance set of `Encrypted` names assigned since the last flush.
 PENDING = "_encrypted_pending"
 _NOT_STORED = object()
+#: What `Encrypted.stored_before` answers when there was no stored value to compare with.
+NOT_STORED = _NOT_STORED
 
 
 class Encrypted:
@@ -49,10 +51,12 @@ class Encrypted:
         self.context = context
         self.name = ""
         self.cache = ""
+        self.before = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.cache = f"_encrypted_plain_{name}"
+        self.before = f"_encrypted_before_{name}"
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
@@ -72,11 +76,22 @@ class Encrypted:
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
+        previous = obj.__dict__.get(self.cache)
+        if previous is not None and previous[0] is not _NOT_STORED:
+            # The token as stored, before this transaction's first assignment (immutable, unlike
+            # the plain value code may have changed in place): the flush hook compares with it
+            # (a case's identity digests need rewriting only if they changed).
+            obj.__dict__.setdefault(self.before, previous[0])
         obj.__dict__[self.cache] = (_NOT_STORED, value)
         obj.__dict__.setdefault(PENDING, set()).add(self.name)
         # Clearing the column marks the row dirty, so the flush hook sees it; a flush that does
         # not encrypt (no keys) fails on NOT NULL rather than writing clear data.
         setattr(obj, self.column, None)
+
+    def stored_before(self, obj: Any) -> Any:
+        """The stored token before the assignments now pending (``NOT_STORED`` for a new
+        object, or one whose stored value was not read before it was assigned)."""
+        return obj.__dict__.get(self.before, _NOT_STORED)
 
     def record_stored(self, obj: Any, stored: Any, key_id: str | None) -> None:
         """Record what the flush hook wrote for the value assigned last."""
@@ -84,6 +99,7 @@ class Encrypted:
         setattr(obj, self.column, stored)
         setattr(obj, self.key_column, key_id)
         obj.__dict__[self.cache] = (stored, value)
+        obj.__dict__.pop(self.before, None)
 
     def plain_pending(self, obj: Any) -> Any:
         return obj.__dict__[self.cache][1]

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import ConfigurationError, InvalidMessage
 from hub.keyset import BlindIndex
-from hub.store.encrypted import CIPHER_OF_LOADED_ROW, PENDING, encrypted_attributes
+from hub.store.encrypted import CIPHER_OF_LOADED_ROW, NOT_STORED, PENDING, encrypted_attributes
 from hub.store.bulk import append_row
 from hub.store.models import CaseIdentity, CaseRow
 from security.fieldcrypt import TOKEN_PREFIX, KeyRing
@@ -200,12 +200,19 @@ def _encrypt_pending(session: Session, _context: Any, _instances: Any) -> None:
             continue
         privacy = privacy_of(session)
         attributes = encrypted_attributes(type(row))
+        reindex = False
         for name in sorted(pending):
             attribute = attributes[name]
+            if name == "data" and hasattr(type(row), "identities"):
+                before = attribute.stored_before(row)
+                reindex = (row in session.new or before is NOT_STORED
+                           or privacy.identities(privacy.decrypt_json(
+                               before, context=attribute.context(row)) or {})
+                           != privacy.identities(attribute.plain_pending(row) or {}))
             stored, key_id = privacy.encrypt_json(attribute.plain_pending(row),
-                                               context=attribute.context(row))
+                                                  context=attribute.context(row))
             attribute.record_stored(row, stored, key_id)
-        if "data" in pending and hasattr(type(row), "identities"):
+        if reindex:
             _index_case(session, privacy, row)
         pending.clear()
 

@@ -228,3 +228,32 @@ def test_rows_stored_in_clear_before_the_migration_are_sealed(hub_factory: Any, 
         assert case.data == data and case.data_key == hub.keys.data.active_key_id
         assert set(session.scalars(select(CaseIdentity.path).where(
             CaseIdentity.case_id == "c-1"))) == {"holder.cnie", "licence.number"}
+
+
+def test_identity_digests_are_rewritten_only_when_the_documents_change(mock_hub: Any) -> None:
+    hub = mock_hub()
+    with hub.store.transaction() as session:
+        reference = hub.cases.open(session, "driving_licence_authentication",
+                                   licence_request("authentic", serial=445566),
+                                   actor="test").case.reference
+
+    def identities() -> dict[str, tuple[int, str]]:
+        with hub.store.session() as session:
+            case = find_case(session, reference)
+            return {row.path: (row.id, row.digest) for row in session.scalars(
+                select(CaseIdentity).where(CaseIdentity.case_id == case.id))}
+
+    first = identities()
+    assert first
+    with hub.store.transaction() as session:  # data changed, documents not: rows kept
+        case = find_case(session, reference)
+        case.data = {**case.data, "note": "changed"}
+    assert identities() == first
+    with hub.store.transaction() as session:  # a document changed: digests rewritten
+        case = find_case(session, reference)
+        data = json.loads(json.dumps(case.data))
+        data["holder"]["cnie"] = "ZX998877"
+        case.data = data
+    assert identities() != first
+    with hub.store.session() as session:
+        assert cases_with_document(session, "cnie", "ZX998877") == [reference]
