@@ -284,8 +284,9 @@ class ConnectorWorker(Consumer):
             for work in batch:
                 self.fail(work, exc)
             return
-        for work in [w for w in batch if w.message_id in done]:
-            work.delivery.ack()
+        duplicates = [w for w in batch if w.message_id in done]
+        if duplicates:
+            self._acknowledge(duplicates)  # delivered again after their effect committed
         batch = [w for w in batch if w.message_id not in done]
         self._call_agency(batch)
         answered = [w for w in batch if w.reply is not None]
