@@ -65,10 +65,12 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
 @click.command()
 @click.option("--agency", "agencies", multiple=True,
               help="Run connector workers for this agency (repeatable; default: all).")
-@click.option("--concurrency", type=int, help="Connector threads per agency (default: per agency).")
+@click.option("--concurrency", type=int,
+              help="Concurrent calls per agency (default: the agency's configured concurrency).")
 @click.option("--cases/--no-cases", default=True, help="Run the case worker.")
 @click.option("--case-threads", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Case-worker threads (answers applied in parallel; cases are row-locked).")
+              help="Case-worker threads (they apply parked answers an operator replays; answers"
+                   " reach their case in the connector workers).")
 @click.option("--recorder/--no-recorder", default=True, help="Run the dead-letter recorder.")
 @click.option("--with-relay", is_flag=True, help="Also run the outbox relay in this process.")
 def worker(agencies: tuple[str, ...], concurrency: int | None, cases: bool, case_threads: int,
