@@ -6,7 +6,11 @@ through the allowed transitions, signed outcome documents.
 its scope before touching anything: a post sees and changes only the cases of its district
 (``case.post``), the central directorate all of them, the call centre reads statuses only.
 Refusals: `AccessDenied` outside the scope, `IllegalTransition` for a move the case's state
-machine does not allow, `SchemaViolation` for a move missing its data.
+machine does not allow, `SchemaViolation` for a move missing its data or its reason.
+
+Reasons are data: each status of a service definition lists the reasons staff may give when
+they move a case there (``staff_reasons``, e.g. why a request is rejected); a move to such a
+status needs one of them, and the applicant reads it, translated, on the tracking page.
 """
 from __future__ import annotations
 
@@ -23,21 +27,41 @@ from hub.cases.submissions import deep_merge
 from hub.errors import (AccessDenied, IllegalTransition, SchemaViolation, UnknownRoute,
                         UnknownService, UnsupportedMediaType)
 from hub.evidence.audit.log import AuditLog, AuditRecord
-from hub.services import ServiceCatalog
+from hub.services import ServiceCatalog, ServiceDefinition
 from hub.store.bulk import write_pending
 from hub.store import Store
 from hub.store.attachments import AttachmentStore, StoredDocument
 from hub.store.models import AttachmentRow, CaseEvent, CaseRow, ExchangeRow
+from hub.store.privacy import cases_with_document
 
 
-#: Why staff ask an applicant for more information (translated for the applicant, ``reason``).
-STAFF_REASONS = ("document_missing", "document_unreadable", "document_expired",
-                 "identity_to_confirm", "address_outside_district", "appointment_needed",
-                 "other_information_needed")
 #: What a reason looks like: a code (lower case, digits, underscores), not free text.
 REASON_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_PAGE = 100
 MAX_OFFSET = 1_000_000
+#: Identity documents a search may name (found through the blind index, never by decrypting).
+SEARCHABLE_DOCUMENTS = ("cnie", "passport", "licence")
+_REFERENCE = re.compile(r"^[A-Z]{2,4}-\d{4}-[0-9A-Z]{7}$")
+
+
+def staff_reasons(definition: ServiceDefinition, to: str) -> tuple[str, ...]:
+    """The reasons staff may give for a move to ``to`` (none: the move takes no reason)."""
+    info = definition.states.get(to)
+    return info.staff_reasons if info is not None else ()
+
+
+def reason_errors(definition: ServiceDefinition, to: str, reason: str | None
+                  ) -> list[dict[str, str]]:
+    """What is wrong with ``reason`` for a staff move to ``to`` (empty: nothing)."""
+    allowed = staff_reasons(definition, to)
+    if allowed and reason is None:
+        return [{"field": "reason", "code": "required",
+                 "message": f"a move to {to} needs a reason: one of {', '.join(allowed)}"}]
+    if reason is not None and reason not in allowed:
+        return [{"field": "reason", "code": "enum" if allowed else "unexpected",
+                 "message": (f"one of {', '.join(allowed)}" if allowed
+                             else f"a move to {to} takes no reason")}]
+    return []
 
 
 class StaffDesk:
@@ -58,9 +82,13 @@ class StaffDesk:
     # -- reading -------------------------------------------------------------------------------
 
     def list_cases(self, principal: Principal, *, status: str | None = None,
-                   service: str | None = None, limit: int = 50, offset: int = 0
-                   ) -> list[dict[str, Any]]:
-        """Cases the caller may see, most recently changed first, with what is awaited."""
+                   service: str | None = None, search: str | None = None, limit: int = 50,
+                   offset: int = 0) -> list[dict[str, Any]]:
+        """Cases the caller may see, most recently changed first, with what is awaited.
+
+        ``search`` is a case reference or the number of an identity document the case names
+        (CNIE, passport, driving licence): the number is looked up by its blind-index digest,
+        so no case is decrypted to search."""
         query = select(CaseRow).order_by(CaseRow.updated_at.desc(), CaseRow.reference)
         if principal.role == "post_staff":
             query = query.where(CaseRow.post == principal.post)
@@ -72,9 +100,23 @@ class StaffDesk:
             query = query.where(CaseRow.service == service)
         query = query.limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
         with self.store.session() as session:
+            if search and search.strip():
+                query = query.where(CaseRow.reference.in_(self._matching(session, search)))
             cases = list(session.scalars(query))
             awaiting = self._awaiting(session, cases)
             return [self._summary(case, awaiting.get(case.id, [])) for case in cases]
+
+    @staticmethod
+    def _matching(session: Session, search: str) -> list[str]:
+        """References matching ``search``: itself if it is a reference, else the cases naming an
+        identity document with that number (blind index)."""
+        wanted = search.strip().upper()
+        if _REFERENCE.match(wanted):
+            return [wanted]
+        found: set[str] = set()
+        for kind in SEARCHABLE_DOCUMENTS:
+            found.update(cases_with_document(session, kind, wanted))
+        return sorted(found)
 
     def _awaiting(self, session: Session, cases: list[CaseRow]) -> dict[str, list[str]]:
         """Per case, the agencies whose answer of the current round is still awaited."""
@@ -91,13 +133,15 @@ class StaffDesk:
 
     def _summary(self, case: CaseRow, awaiting: list[str]) -> dict[str, Any]:
         try:
-            final: bool | None = self.catalog.get(case.service).is_final(case.status)
+            definition: ServiceDefinition | None = self.catalog.get(case.service)
         except UnknownService:  # a service no longer offered: its cases stay readable
-            final = None
+            definition = None
+        final = definition.is_final(case.status) if definition is not None else None
         return {"reference": case.reference, "service": case.service, "post": case.post,
                 "status": case.status, "final": final,
                 "created_at": case.created_at.isoformat(),
-                "updated_at": case.updated_at.isoformat(), "awaiting": sorted(awaiting)}
+                "updated_at": case.updated_at.isoformat(), "awaiting": sorted(awaiting),
+                "waiting_for": _waiting_for(definition, case.status, awaiting)}
 
     def _case(self, session: Session, principal: Principal, reference: str, *,
               change: bool = False) -> CaseRow:
@@ -134,8 +178,11 @@ class StaffDesk:
             "contents": False,
         }
         if principal.can_change_case(case.post, case.reference):
+            # Moves that end the case (a final status) are confirmed before they are made.
             detail["next"] = [{"status": s, "outcome_document":
-                               definition.states[s].outcome_document}
+                               definition.states[s].outcome_document,
+                               "reasons": list(definition.states[s].staff_reasons),
+                               "final": definition.is_final(s)}
                               for s in definition.next_statuses(case.status, "staff")]
         if principal.can_read_case_contents(case.post, case.reference):
             detail.update(contents=True, data=case.data, exchanges=[
@@ -189,6 +236,10 @@ class StaffDesk:
                 raise IllegalTransition(
                     f"case {case.reference}: {case.status} -> {to} is not allowed for staff",
                     current=case.status, requested=to)
+            refused = reason_errors(definition, to, reason)
+            if refused:
+                raise SchemaViolation(f"the move to {to} needs a reason that fits it",
+                                      errors=refused)
             document = None
             if definition.states[to].outcome_document or outcome_document:
                 document = self._outcome(session, outcome_document)
@@ -228,3 +279,18 @@ class StaffDesk:
                 component="backoffice", correlation_id=case.reference,
                 details={"view": "document", "attachment": attachment}))
             return content, content_type
+
+
+def _waiting_for(definition: ServiceDefinition | None, status: str,
+                 awaiting: list[str]) -> str | None:
+    """Who the case waits for: ``agencies`` (their answers, see ``awaiting``), ``staff`` (a
+    decision of the post), ``applicant`` (information they were asked for), or None (final)."""
+    if awaiting:
+        return "agencies"
+    if definition is None or status not in definition.states or definition.is_final(status):
+        return None
+    if any(not definition.is_final(s) for s in definition.next_statuses(status, "applicant")):
+        return "applicant"
+    if definition.next_statuses(status, "staff"):
+        return "staff"
+    return "hub"

@@ -8,22 +8,30 @@ documents are not all available, or whose post does not exist, stores nothing.
     doc = submissions.upload(pdf_bytes, declared_type="application/pdf")
     opened = submissions.submit("registration_certificate", data, language="es")
     view = submissions.track(opened.case.reference, opened.secret)
+    again = submissions.submit("registration_certificate", data, language="es", token=form_token)
+    # a form sent twice (token in the form): ``again`` is the first case, same secret
     submissions.answer(reference, secret, {"documents": {"address_proof": doc.reference}})
     submissions.withdraw(reference, secret)
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.cases.book import CaseBook, OpenedCase, find_case
 from hub.cases.posts import get_post
-from hub.cases.references import reference_is_well_formed, secret_matches
-from hub.errors import IllegalTransition, SchemaViolation, SecurityError, UnknownRoute
+from hub.cases.references import reference_is_well_formed, secret_hash, secret_matches
+from hub.errors import (ConfigurationError, IllegalTransition, SchemaViolation, SecurityError,
+                        UnknownRoute)
 from hub.evidence.audit.log import AuditLog, AuditRecord
 from hub.services import ServiceCatalog, ServiceDefinition
 from hub.store.bulk import write_pending
@@ -118,25 +126,90 @@ class Submissions:
     # -- requests ------------------------------------------------------------------------------
 
     def submit(self, service: str, data: dict[str, Any], *, language: str,
-               actor: str = "applicant") -> OpenedCase:
+               actor: str = "applicant", token: str | None = None) -> OpenedCase:
+        """Open a case for ``data``. ``token`` is the idempotency token of a form (the pages put
+        one in each form they show): the same form sent twice (a double click, a reload of the
+        POST) opens one case, and the second submission returns the first case with the same
+        tracking secret. The case id and the secret are derived from the token with the hub's
+        index key (`form_identity`), so nothing more is stored and a concurrent second
+        submission fails on the case's primary key, then returns the first."""
         definition = self.catalog.get(service)
+        case_id, secret = self.form_identity(token) if token else (None, None)
+        if case_id is not None:
+            first = self._submitted(case_id, secret)
+            if first is not None:
+                return first
         self.cases.validate_intake(definition, data)
         post_errors = self._post_errors(data)
 
         def work(session: Session) -> OpenedCase:
+            if case_id is not None and session.get(CaseRow, case_id) is not None:
+                # The same form, in the same group commit or committed meanwhile.
+                first = self._first(session, case_id, secret)
+                if first is None:
+                    raise IllegalTransition("this form was sent already", code="form.reused")
+                return first
             documents = self.attachments.rows(session, data)
             errors = post_errors + self.attachments.problems(session, data, rows=documents)
             if errors:
                 raise SchemaViolation(f"{service} request refers to unknown data", errors=errors)
             opened = self.cases.open(session, service, data, actor=actor, language=language,
-                                         validated=True)
+                                     validated=True, case_id=case_id)
+            if secret is not None:
+                # The case row is already written (`hub.store.bulk.insert_now`): its secret is
+                # the one the form's token stands for.
+                opened.case.secret_hash = secret_hash(secret)
+                session.execute(update(CaseRow).where(CaseRow.id == opened.case.id)
+                                .values(secret_hash=opened.case.secret_hash))
+                opened = OpenedCase(case=opened.case, secret=secret, exchanges=opened.exchanges)
             self.attachments.claim(session, opened.case, data, rows=documents)
             return opened
 
-        # Requests arriving together share one commit (`hub.store.group`).
-        opened = self.commits.run(work)
+        try:
+            # Requests arriving together share one commit (`hub.store.group`).
+            opened = self.commits.run(work)
+        except IntegrityError:
+            first = self._submitted(case_id, secret) if case_id is not None else None
+            if first is None:
+                raise
+            return first  # the same form, sent at the same moment: the other one won
         self.on_change()
         return opened
+
+    def form_identity(self, token: str) -> tuple[str, str]:
+        """The case id and the tracking secret a form's ``token`` stands for (keyed: only the
+        hub can derive them, and only the holder of the form has the token)."""
+        key = self._form_key()
+
+        def derive(purpose: bytes) -> bytes:
+            return hmac.new(key, b"hub.form-submission." + purpose + b"\0" + token.encode(),
+                            hashlib.sha256).digest()
+
+        case_id = str(uuid.UUID(bytes=derive(b"case")[:16], version=4))
+        secret = base64.urlsafe_b64encode(derive(b"secret")[:12]).decode("ascii")
+        return case_id, secret
+
+    def _form_key(self) -> bytes:
+        """The hub's index key (`hub.keyset.BlindIndex`), which the store holds to index
+        identity numbers; the form derivations use it under their own prefix."""
+        privacy = getattr(self.store, "privacy", None)
+        if privacy is None:
+            raise ConfigurationError("the store has no keys: forms cannot be made idempotent")
+        return privacy.index.key  # type: ignore[no-any-return]
+
+    def _submitted(self, case_id: str, secret: str | None) -> OpenedCase | None:
+        """The case a form already opened, if any (its secret checked, as for tracking)."""
+        with self.store.session() as session:
+            if session.get(CaseRow, case_id) is None:
+                return None
+            return self._first(session, case_id, secret)
+
+    @staticmethod
+    def _first(session: Session, case_id: str, secret: str | None) -> OpenedCase | None:
+        case = session.get(CaseRow, case_id)
+        if case is None or secret is None or not secret_matches(secret, case.secret_hash):
+            return None
+        return OpenedCase(case=case, secret=secret, exchanges=())
 
     @staticmethod
     def _post_errors(data: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -10,7 +10,8 @@ A definition names the intake schema, the case state machine and the route::
     states:
       submitted: {initial: true}
       verifying: {}
-      rejected: {final: true}
+      rejected: {final: true,             # staff moving a case here give one of these reasons
+                 staff_reasons: [licence_not_authentic, documents_not_authentic]}
     transitions:                          # who may move a case: hub, staff, applicant, agency
       - {from: submitted, to: verifying, by: [hub]}
     route:

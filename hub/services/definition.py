@@ -32,6 +32,11 @@ class StateInfo(BaseModel):
     #: Staff moving a case here must attach the signed outcome document (the authorisation,
     #: the attestation, the certificate of delivery).
     outcome_document: bool = False
+    #: The reasons staff choose from when they move a case here (codes, translated under
+    #: ``reason`` for the applicant and the history). When listed, a staff move here must give
+    #: one of them; a status without them takes none. The hub's own moves (a route's outcome, a
+    #: deadline) carry their own reason and are not limited by this list.
+    staff_reasons: tuple[str, ...] = ()
 
 
 class Transition(BaseModel):
@@ -229,6 +234,14 @@ class ServiceDefinition(BaseModel):
                     if effect.status is not None and effect.status not in names:
                         raise ValueError(f"outcome {step.name}.{outcome} leads to unknown status"
                                          f" {effect.status!r}")
+        for name, info in self.states.items():
+            if info.staff_reasons and not any(t.to == name and "staff" in t.by
+                                              for t in self.transitions):
+                raise ValueError(f"status {name} lists staff reasons but staff never move a"
+                                 " case there")
+            for reason in info.staff_reasons:
+                if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", reason):
+                    raise ValueError(f"status {name}: reason {reason!r} is not a code")
         for deadline in self.deadlines:
             for status in (deadline.status, deadline.to):
                 if status not in names:

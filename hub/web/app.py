@@ -9,8 +9,10 @@ each blueprint uses and gives them to the blueprints by name (`hub.web.parts`,
 reaches for the hub itself.
 
 Blueprints: ``intake`` (applicants: submit and track), and those added by later parts (inbound
-agency endpoints, back-office API and its staff pages under ``/staff``, admin console). Every `HubError` becomes a JSON problem with a
-precise status; nothing else escapes as a 500 without being logged with its correlation id.
+agency endpoints, back-office API and its staff pages under ``/staff``, admin console). Every
+`HubError` becomes a JSON problem with a precise status for programs, and an HTML page in the
+page's language for people (`hub.web.errorpages`); nothing else escapes as a 500 without being
+logged with its correlation id.
 
 Every refusal of input is also an audit record (action ``rejected``, outcome the error code,
 the body's SHA-256 as digest, never its content), written after the response is decided and in
@@ -44,6 +46,7 @@ from hub.web.appointments import blueprint as appointments
 from hub.web.inbound import init_app as init_inbound
 from hub.web.inbound.agencies import InboundParts
 from hub.web.metrics import HubCollector, hub_registry
+from hub.web.errorpages import error_page, wants_page
 from hub.web.negotiation import DEFAULT_LANGUAGE
 from hub.web.problems import problem, status_for
 from hub.web.staff.api import blueprint as backoffice
@@ -80,6 +83,8 @@ def create_app(hub: Hub, *, max_content_length: int | None = None,
         status = status_for(error)
         if status >= 500:
             log.error("request failed: %s", error.message, extra={"error_code": error.code})
+        if wants_page():  # a person at a page: an HTML page in the page's language
+            return error_page(status, error.code)  # type: ignore[return-value]
         extra: dict[str, Any] = {}
         if isinstance(error, errors.SchemaViolation):
             extra["fields"] = error.errors
@@ -91,11 +96,15 @@ def create_app(hub: Hub, *, max_content_length: int | None = None,
     def _http_error(error: HTTPException) -> tuple[Response, int]:
         code = {413: "message.too_large", 415: "request.unsupported_media_type",
                 404: "not_found", 405: "method_not_allowed"}.get(error.code or 400, "request.invalid")
+        if wants_page():
+            return error_page(error.code or 400, code)  # type: ignore[return-value]
         return problem(error.code or 400, code, error.description or error.name)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unexpected error in %s %s", request.method, request.path)
+        if wants_page():
+            return error_page(500, "internal.unexpected")  # type: ignore[return-value]
         return problem(500, "internal.unexpected", "unexpected error; it was logged with the"
                        " correlation id of this response")
 

@@ -11,13 +11,17 @@ them all as ``(context, msgid)``:
   (``reason``), the answer fields their steps keep (``answer``), the reference guide (title,
   summary, who, eligibility, fees note, steps);
 - the intake schemas: every field's title and description, every choice (``value``);
-- the reasons the hub's own code records (`CODE_REASONS`) and the staff's (`STAFF_REASONS`);
-- the back-office: its templates (``hub/templates/backoffice``), the staff roles (``role``)
-  and the fields of the records staff make with a move (``record``).
+- the reasons the hub's own code records (`CODE_REASONS`) and those staff give for each move
+  (``staff_reasons`` of the definitions' statuses);
+- the back-office: its templates (``hub/web/staff/templates/backoffice``), the staff roles
+  (``role``), the fields of the records staff make with a move (``record``), the agencies
+  (``agency``, by code), their operations (``operation``) and answers (``outcome``), the
+  statuses of an exchange (``exchange``), who acted (``actor``), who a case waits for
+  (``waiting``) and sizes (``size``), see `hub.web.labels`.
 
-``python -m hub.catalogs`` writes ``hub/translations/messages.pot``, adds what is missing to each
-language's ``messages.po`` (empty, for a translator to fill in) and drops what nothing shows any
-more; the test suite fails while any catalog lacks a translation (tests/web/test_catalogs.py).
+``python -m hub.web.catalogs`` writes ``hub/i18n/translations/messages.pot``, adds what is
+missing to each language's ``messages.po`` (empty, for a translator to fill in) and drops what
+nothing shows any more; the test suite fails while any catalog lacks a translation (tests/web/test_catalogs.py).
 """
 from __future__ import annotations
 
@@ -31,11 +35,12 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 from hub.cases.access import STAFF_ROLES
-from hub.cases.staff import STAFF_REASONS
 from hub.config import LANGUAGES
 from hub.i18n.translate import Key, messages
 from hub.services import ServiceCatalog
+from hub.web.errorpages import PAGES
 from hub.web.forms import ERROR_MESSAGES, form_fields
+from hub.web.labels import ACTORS, EXCHANGE_STATUSES, SIZE_UNITS, WAITING_FOR
 from hub.web.problems import PROBLEM_TITLES
 from hub.web.staff.pages import record_fields
 
@@ -43,10 +48,11 @@ from hub.web.staff.pages import record_fields
 CODE_REASONS = ("submitted", "route_started", "route_complete", "information_supplied",
                 "withdrawn_by_applicant")
 #: Modules that translate literal strings, besides the templates (relative to ``hub/web``).
-PYTHON_SOURCES = ("applicant/pages.py", "applicant/api.py", "staff/pages.py")
+PYTHON_SOURCES = ("applicant/pages.py", "applicant/api.py", "staff/pages.py", "labels.py",
+                  "errorpages.py", "problems.py")
 #: Template folders (relative to ``hub/web``): the applicant pages and the staff's pages.
 TEMPLATE_FOLDERS = ("applicant/templates/pages", "staff/templates/backoffice")
-KEYWORDS = {"_": None, "t": None, "gettext": None, "pgettext": ((1, "c"), 2)}
+KEYWORDS = {"_": None, "_html": None, "t": None, "gettext": None, "pgettext": ((1, "c"), 2)}
 
 
 def _root() -> Path:
@@ -83,10 +89,17 @@ def from_data(catalog: object | None = None) -> set[Key]:
 
     found: set[Key] = {("error", m) for m in ERROR_MESSAGES.values()}
     found |= {("problem", m) for m in PROBLEM_TITLES.values()}  # every API refusal's title
-    found |= {("reason", r) for r in (*CODE_REASONS, *STAFF_REASONS)}
+    found |= {("reason", r) for r in CODE_REASONS}
+    found |= {(None, text) for page in PAGES.values() for text in page}  # error pages
     found |= {("role", r) for r in STAFF_ROLES}  # who is signed in to the back-office
+    found |= {("exchange", s) for s in EXCHANGE_STATUSES}
+    found |= {("actor", a) for a in ACTORS}
+    found |= {("waiting", w) for w in WAITING_FOR}
+    found |= {("size", u) for u in SIZE_UNITS}
     for definition in catalog:  # type: ignore[attr-defined]
         found |= {("status", s) for s in definition.states}
+        found |= {("reason", r) for info in definition.states.values()
+                  for r in info.staff_reasons}
         for deadline in definition.deadlines:
             found.add(("reason", deadline.reason or f"deadline_{deadline.status}"))
         if definition.route is not None:
@@ -95,6 +108,8 @@ def from_data(catalog: object | None = None) -> set[Key]:
                           if getattr(o, "reason", None)}
                 # Answer fields the step keeps, shown to staff (`hub.web.staff.answers`).
                 found |= {("answer", name) for name in step.keep}
+                found |= {("agency", step.agency), ("operation", step.operation)}
+                found |= {("outcome", name) for name in step.outcomes}
         guide = definition.guide
         if guide is not None:
             texts: Iterable[str | None] = (guide.title, guide.summary, guide.who,
@@ -105,6 +120,8 @@ def from_data(catalog: object | None = None) -> set[Key]:
         for field in _fields(form_fields(definition.intake_schema)):
             found |= {(None, text) for text in (field.title, field.description) if text}
             found |= {("value", str(choice)) for choice in field.choices}
+            # Examples in words are translated (a place); codes and numbers are not.
+            found |= {("example", e) for e in field.examples if " " in e}
     return found
 
 

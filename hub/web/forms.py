@@ -34,7 +34,10 @@ class FormField:
     title: str | None
     description: str | None
     #: group | text | long_text | date | email | phone | integer | choice | document | list
+    #: | country | post
     kind: str
+    #: Required within its parent: the field of an optional group is only required when the
+    #: group applies (see `required_marks`).
     required: bool
     choices: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
@@ -43,6 +46,12 @@ class FormField:
     maximum: int | None = None
     children: tuple["FormField", ...] = field(default=())
     item: "FormField | None" = None
+    #: A list's bounds (``minItems``, ``maxItems``).
+    min_items: int = 0
+    max_items: int | None = None
+    #: The description belongs to the field itself, not to the shared definition it uses
+    #: (those describe the data for developers, e.g. an attachment's reference).
+    own_description: bool = True
 
     def walk(self) -> Iterator["FormField"]:
         yield self
@@ -69,6 +78,10 @@ def _resolve(node: dict[str, Any], base: str) -> tuple[dict[str, Any], str, str 
 def _kind(node: dict[str, Any], ref_name: str | None) -> str:
     if ref_name == "attachment":
         return "document"
+    if ref_name == "country":
+        return "country"
+    if ref_name == "post":
+        return "post"
     if ref_name in ("phone", "phone_ma"):
         return "phone"
     if ref_name == "long_text":
@@ -90,6 +103,7 @@ def _kind(node: dict[str, Any], ref_name: str | None) -> str:
 
 
 def _field(node: dict[str, Any], base: str, path: str, name: str, required: bool) -> FormField:
+    own_description = "description" in node or "$ref" not in node
     node, base, ref_name = _resolve(node, base)
     kind = _kind(node, ref_name)
     children: tuple[FormField, ...] = ()
@@ -105,7 +119,9 @@ def _field(node: dict[str, Any], base: str, path: str, name: str, required: bool
         path=path, name=name, title=node.get("title"), description=node.get("description"),
         kind=kind, required=required, choices=tuple(node.get("enum", ())),
         examples=tuple(str(e) for e in node.get("examples", ())), constant=node.get("const"),
-        minimum=node.get("minimum"), maximum=node.get("maximum"), children=children, item=item)
+        minimum=node.get("minimum"), maximum=node.get("maximum"), children=children, item=item,
+        min_items=int(node.get("minItems", 0)), max_items=node.get("maxItems"),
+        own_description=own_description)
 
 
 @lru_cache(maxsize=64)
@@ -129,6 +145,55 @@ def find_field(schema: str, path: str) -> list[FormField]:
         chain.append(nxt)
         current = nxt
     return chain
+
+
+def required_marks(form: FormField, values: dict[str, str]) -> set[str]:
+    """Paths of the fields to mark as required on the page: required in their group, and every
+    group above them applies. A required group always applies; an optional one (another identity
+    document, a close relative) applies once the applicant filled in one of its fields, so its
+    fields are not shown as required to someone it does not concern. List entries are named by
+    their first position (``licence.categories.0.code``)."""
+    return _marks(form, values)[0]
+
+
+def applying_groups(form: FormField, values: dict[str, str]) -> set[str]:
+    """Paths of the groups and lists that apply as the form stands (see `required_marks`)."""
+    return _marks(form, values)[1]
+
+
+def _marks(form: FormField, values: dict[str, str]) -> tuple[set[str], set[str]]:
+    marked: set[str] = set()
+    applying: set[str] = set()
+
+    def filled(path: str) -> bool:
+        prefix = path + "."
+        return any(key == path or key.startswith(prefix)
+                   or _first_entry(key).startswith(prefix) for key in values)
+
+    def visit(node: FormField, applies: bool) -> None:
+        for child in node.children:
+            if child.kind in ("group", "list"):
+                inner = applies and (child.required if child.kind == "group"
+                                     else child.min_items > 0) or filled(child.path)
+                if inner:
+                    applying.add(child.path)
+                if child.kind == "list" and child.item is not None:
+                    if child.item.kind == "group":
+                        visit(child.item, inner)
+                    elif inner:
+                        marked.add(child.item.path)
+                elif child.kind == "group":
+                    visit(child, inner)
+            elif applies and child.required:
+                marked.add(child.path)
+
+    visit(form, True)
+    return marked, applying
+
+
+def _first_entry(path: str) -> str:
+    """``licence.categories.3.code`` -> ``licence.categories.0.code``."""
+    return ".".join("0" if part.isdigit() else part for part in path.split("."))
 
 
 def field_label(schema: str, path: str, t: Translator) -> str:

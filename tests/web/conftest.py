@@ -12,8 +12,13 @@ def hub(mock_hub):
 
 
 @pytest.fixture
-def client(hub):
-    return create_app(hub).test_client()
+def app(hub):
+    return create_app(hub)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 

@@ -4,12 +4,21 @@ back-office API (`hub.web.staff.api.StaffDesk`), in the seven languages (``/staf
     GET  /staff/                                   -> /staff/<best language>/cases
     GET  /staff/<lang>/sign-in   POST (token)      open a staff session
     POST /staff/<lang>/sign-out                    close it
-    GET  /staff/<lang>/cases?service=&status=&page=      the cases in the caller's scope
+    GET  /staff/<lang>/cases?q=&service=&status=&page=   the cases in the caller's scope; ``q``
+                                                   a reference or an identity document's number
     GET  /staff/<lang>/cases/<reference>           status, history; contents for who may read
                                                    them (audited, as the API); the moves allowed
     POST /staff/<lang>/cases/<reference>/transitions     a move: reason code, signed outcome
-                                                   document, the delivery record
+                                                   document, the delivery record; a move that
+                                                   ends the case first shows a confirmation
     GET  /staff/<lang>/cases/<reference>/documents/<id>  a document of the case (audited)
+
+Each move offers the reasons its target status lists (``staff_reasons`` in the service
+definition) and needs one when it lists any; a move to a final status (a rejection, an issued
+attestation, a cancelled registration) is shown once more for confirmation (GOV.UK's "check
+your answers"): nothing changes before the member of staff confirms it. Every label is
+translated (`hub.web.labels`): agencies, operations, answers, who acted, posts, sizes; values
+that read left to right (references, numbers, dates) stay so on the Arabic pages.
 
 Staff sign in with the access token the API takes (``hub staff token``); a signed, HttpOnly
 cookie limited to ``/staff`` then carries it and the session's CSRF token, and every request
@@ -30,19 +39,23 @@ from urllib.parse import unquote, urlsplit
 from flask import (Blueprint, Response, abort, current_app, g, redirect, render_template,
                    request, url_for)
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup
 
 from hub.cases.access import STAFF_ROLES
 from hub.cases.book import find_case
-from hub.cases.staff import MAX_OFFSET, STAFF_REASONS, StaffDesk
+from hub.cases.posts import country_name
+from hub.cases.staff import MAX_OFFSET, StaffDesk, reason_errors
 from hub.config import LANGUAGES
 from hub.errors import (AccessDenied, IllegalTransition, MessageTooLarge, SchemaViolation,
                         SecurityError, UnknownRoute, UnknownService, UnsupportedMediaType)
-from hub.web.forms import FormField, field_label, find_field, form_fields, localize_errors
+from hub.web.forms import FormField, field_label, form_fields, localize_errors
 from hub.web.guide import service_title
+from hub.web.labels import ltr, post, template_helpers
 from hub.web import parts
 from hub.web.negotiation import page_translator  # one rule for the language in a page's URL
 from hub.web.staff.answers import kept_answers, without_kept_answers
 from hub.i18n.translate import NATIVE_NAMES, Translator, best_language, translator
+from hub.store.models import AttachmentRow
 from security.tokens import MAX_TTL, Principal
 
 blueprint = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
@@ -128,7 +141,7 @@ def _render(template: str, t: Translator, status: int = 200, *, here: str | None
     return render_template(f"backoffice/{template}", t=t, _=t, pgettext=t.pgettext,
                            languages=NATIVE_NAMES, switch=switch,
                            principal=g.get("principal"), csrf=g.get("csrf", ""),
-                           **context), status
+                           **template_helpers(t), **context), status
 
 
 def _title(service: str, t: Translator) -> str:
@@ -244,17 +257,18 @@ def cases(lang: str) -> tuple[str, int]:
     catalog = parts.catalog()
     service = request.args.get("service") or None
     status = request.args.get("status") or None
+    search = (request.args.get("q") or "").strip()[:64] or None
     page = request.args.get("page", default=1, type=int) or 1
     page = max(1, min(page, MAX_OFFSET // PAGE_SIZE))
     # One more than a page: whether there is a next one.
-    found = _desk().list_cases(g.principal, status=status, service=service,
+    found = _desk().list_cases(g.principal, status=status, service=service, search=search,
                                limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     statuses = sorted({s for d in catalog for s in d.states}, key=t.status)
     services = sorted(((d.name, service_title(d, t)) for d in catalog), key=lambda s: s[1])
     return _render("cases.html", t, cases=[dict(c, title=_title(c["service"], t))
                                            for c in found[:PAGE_SIZE]],
                    page=page, more=len(found) > PAGE_SIZE, chosen_service=service,
-                   chosen_status=status,
+                   chosen_status=status, search=search or "",
                    services=services, statuses=statuses)
 
 
@@ -287,24 +301,37 @@ def _case_page(lang: str, reference: str, *, status: int = 200, error: str | Non
     t = page_translator(lang)
     detail = _desk().case(g.principal, reference)  # scope, and the audit of a read of contents
     moves = []
-    if "next" in detail:
-        schema = parts.catalog().get(detail["service"]).intake_schema
-        for move in detail["next"]:
-            group = _record_group(schema, move["status"])
-            moves.append(dict(move, record=group and [c for c in group.children
-                                                      if c.name != "outcome"],
-                              record_name=group and group.name))
-    data_rows = _data_rows(parts.catalog().get(detail["service"]).intake_schema,
-                           without_kept_answers(detail.get("data") or {}), t) \
-        if detail["contents"] else []
-    documents = [dict(d, label=_document_label(detail["service"], d, t))
+    schema = _schema(detail["service"])
+    for move in detail.get("next", []):
+        group = _record_group(schema, move["status"]) if schema else None
+        moves.append(dict(move, record=group and [c for c in group.children
+                                                  if c.name != "outcome"],
+                          record_name=group and group.name))
+    documents = [dict(d, label=_document_label(detail["service"], d, t),
+                      file_name=document_file_name(detail["reference"], d))
                  for d in detail.get("documents", [])]
+    sections = request_sections(schema, without_kept_answers(detail.get("data") or {}), t,
+                                documents) \
+        if detail["contents"] and schema else []
     return _render("case.html", t, status=status, case=detail, documents=documents,
                    here=url_for("staff.case", lang=lang, reference=detail["reference"]),
-                   title=_title(detail["service"], t), moves=moves, reasons=STAFF_REASONS,
-                   data_rows=data_rows, error=error, errors=errors or [],
-                   kept_answers=kept_answers(parts.catalog().get(detail["service"]), detail, t),
+                   title=_title(detail["service"], t), moves=moves, sections=sections,
+                   kept_answers=_kept(detail, t), error=error, errors=errors or [],
                    values=values or {}, moved=moved)
+
+
+def _kept(detail: dict[str, Any], t: Translator) -> list[Any]:
+    try:
+        return kept_answers(parts.catalog().get(detail["service"]), detail, t)
+    except UnknownService:
+        return []
+
+
+def _schema(service: str) -> str | None:
+    try:
+        return parts.catalog().get(service).intake_schema
+    except UnknownService:  # no longer offered: its cases stay readable, as recorded
+        return None
 
 
 def _document_label(service: str, document: dict[str, Any], t: Translator) -> str:
@@ -313,40 +340,98 @@ def _document_label(service: str, document: dict[str, Any], t: Translator) -> st
     field = document.get("field") or ""
     if field.startswith("outcome."):
         return t.status(field.removeprefix("outcome."))
-    try:
-        return field_label(parts.catalog().get(service).intake_schema, field, t) if field \
-            else document["reference"]
-    except UnknownService:
-        return field
+    schema = _schema(service)
+    return field_label(schema, field, t) if field and schema else t("Document")
 
 
-def _data_rows(schema: str, data: dict[str, Any], t: Translator) -> list[tuple[str, str, Any]]:
-    """The request as (path, translated label, value) rows: labels and choices from the intake
-    schema where it names the field, the dotted path otherwise."""
-    rows = []
-    for path, value in _flatten(data):
-        chain = find_field(schema, path)
-        named = len(chain) == sum(1 for part in path.split(".") if not part.isdigit())
-        titles = [t(f.title) for f in chain[-2:] if f.title] if named else []
-        if named and chain[-1].kind == "choice" and value is not None:
-            value = t.value(str(value))
-        rows.append((path, " › ".join(titles) or path, value))
-    return rows
+#: File name extension of each accepted type of document.
+EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
 
 
-def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """The case data as (dotted path, value) rows, for reading."""
-    if isinstance(data, dict):
-        rows: list[tuple[str, Any]] = []
-        for key, value in data.items():
-            rows.extend(_flatten(value, f"{prefix}{key}."))
-        return rows
-    if isinstance(data, list):
+def document_file_name(reference: str, document: dict[str, Any]) -> str:
+    """The name a document is shown and downloaded under: the case and what the document is
+    (``DLA-2026-7K3M9QX-licence_front.pdf``). Uploaded files keep no name of their own: an
+    applicant's file name may carry personal data, and the store keeps none in clear."""
+    field = (document.get("field") or "document").rsplit(".", 1)[-1]
+    extension = EXTENSIONS.get(document.get("content_type", ""), "bin")
+    return f"{reference}-{field}.{extension}"
+
+
+def request_sections(schema: str, data: dict[str, Any], t: Translator,
+                     documents: list[dict[str, Any]] | None = None
+                     ) -> list[tuple[str | None, list[tuple[str, str, Any]]]]:
+    """The request as the applicant filled it in: the form's sections in the form's order
+    (`hub.web.forms.form_fields`), each a list of (path, label, value) rows for the fields
+    answered. Values are display-ready: choices translated, posts named, documents by name,
+    numbers, dates, e-mails and phone numbers isolated left to right."""
+    named = {d.get("field"): d for d in documents or []}
+    root = form_fields(schema)
+    sections: list[tuple[str | None, list[tuple[str, str, Any]]]] = []
+    loose: list[tuple[str, str, Any]] = []
+    for child in root.children:
+        if child.kind in ("group", "list"):
+            rows = _rows(child, _get(data, child.name), t, named, prefix=[])
+            if rows:
+                sections.append((t(child.title) if child.title else child.name, rows))
+        else:
+            loose.extend(_rows(child, _get(data, child.name), t, named, prefix=[]))
+    return ([(None, loose)] if loose else []) + sections
+
+
+_MISSING = object()
+
+
+def _get(data: Any, key: str) -> Any:
+    return data.get(key, _MISSING) if isinstance(data, dict) else _MISSING
+
+
+def _rows(field: FormField, value: Any, t: Translator, documents: dict[str, Any], *,
+          prefix: list[str], path: str | None = None) -> list[tuple[str, str, Any]]:
+    if value is _MISSING or value is None or value == "" or value == [] or value == {}:
+        return []
+    path = path or field.path
+    title = t(field.title) if field.title else field.name
+    if field.kind == "group":
         rows = []
-        for index, value in enumerate(data):
-            rows.extend(_flatten(value, f"{prefix}{index}."))
+        inner = prefix if not prefix and field.path.count(".") == 0 else [*prefix, title]
+        for child in field.children:
+            rows.extend(_rows(child, _get(value, child.name), t, documents, prefix=inner,
+                              path=f"{path}.{child.name}"))
         return rows
-    return [(prefix.rstrip("."), data)]
+    if field.kind == "list" and field.item is not None and isinstance(value, list):
+        rows = []
+        for index, item in enumerate(value, start=1):
+            label = [*prefix, f"{title} {index}"] if len(value) > 1 else [*prefix, title]
+            if field.item.kind == "group":
+                for child in field.item.children:
+                    rows.extend(_rows(child, _get(item, child.name), t, documents,
+                                      prefix=label, path=f"{path}.{index - 1}.{child.name}"))
+            elif item not in (None, ""):
+                rows.append((f"{path}.{index - 1}", " › ".join(label),
+                             _shown(field.item, item, t, documents, f"{path}.{index - 1}")))
+        return rows
+    return [(path, " › ".join([*prefix, title]), _shown(field, value, t, documents, path))]
+
+
+#: Kinds of value read left to right in every language.
+_LTR_KINDS = frozenset({"date", "email", "phone", "integer"})
+
+
+def _shown(field: FormField, value: Any, t: Translator, documents: dict[str, Any],
+           path: str) -> Any:
+    if field.kind == "choice":
+        return t.value(str(value))
+    if field.kind == "document":
+        found = documents.get(path)
+        return found["file_name"] if found else t("Document")
+    if field.name == "post" or field.path.endswith(".post"):
+        return Markup("{} {}").format(post(t, str(value)), ltr(value))
+    if field.name in ("country", "issuing_country") and isinstance(value, str):
+        return Markup("{} {}").format(country_name(value, t.language) or value, ltr(value))
+    if field.kind in _LTR_KINDS or field.examples or field.kind == "text" and \
+            isinstance(value, str) and not any(c.isalpha() for c in value):
+        return ltr(value)
+    return Markup("<bdi>{}</bdi>").format(value)
 
 
 @blueprint.get("/<lang>/cases/<reference>")
@@ -356,18 +441,27 @@ def case(lang: str, reference: str) -> tuple[str, int]:
 
 @blueprint.post("/<lang>/cases/<reference>/transitions")
 def transition(lang: str, reference: str) -> Any:
+    """A move. One that ends the case is shown for confirmation first (its signed document,
+    if any, is stored then and named in the confirmation form); the move itself happens only
+    on the confirmed post."""
     t = page_translator(lang)
     reference = reference.strip().upper()
     to = request.form.get("to", "")
     expected = request.form.get("from") or None
     reason = request.form.get("reason") or None
-    if reason is not None and reason not in STAFF_REASONS:
-        reason = None  # the form offers codes only
+    confirmed = request.form.get("confirm") == "yes"
     values = {k: v for k, v in request.form.items() if k != "csrf"}
     settings = parts.settings()
     desk = _desk()
     try:
-        document = None
+        definition, current = _move_context(reference)
+        if definition is not None and current == expected \
+                and to in definition.next_statuses(current, "staff"):
+            # Checked before the confirmation, so the member of staff confirms a complete move.
+            refused = reason_errors(definition, to, reason)
+            if refused:
+                raise SchemaViolation("the move needs a reason that fits it", errors=refused)
+        document = request.form.get("outcome_document_ref") or None
         upload = request.files.get("outcome_document")
         if upload is not None and upload.filename:
             content = upload.read(settings.max_attachment_bytes + 1)
@@ -375,6 +469,14 @@ def transition(lang: str, reference: str) -> Any:
                 raise MessageTooLarge("too large", limit=settings.max_attachment_bytes)
             # The browser declares a type from the file's name; the content decides.
             document = desk.upload_outcome(g.principal, content, None).reference
+        final = definition is not None and current == expected \
+            and to in definition.next_statuses(current, "staff") and definition.is_final(to)
+        if final and not confirmed:
+            if definition.states[to].outcome_document and document is None:
+                raise SchemaViolation("this move issues a signed document", errors=[
+                    {"field": "outcome_document", "code": "required",
+                     "message": "attach the signed document"}])
+            return _confirmation(lang, reference, to, values, document, definition)
         desk.move(g.principal, reference, to, reason=reason, expected=expected,
                   updates=_record(reference, to, values), outcome_document=document)
     except IllegalTransition as exc:
@@ -386,12 +488,50 @@ def transition(lang: str, reference: str) -> Any:
         schema = _schema_of(reference)
         return _case_page(lang, reference, status=422, values=values,
                           error=t("The move was not recorded."),
-                          errors=_localized(exc.errors, schema, t))
+                          errors=_localized(exc.errors, schema, t, to))
     except (UnsupportedMediaType, MessageTooLarge):
         return _case_page(lang, reference, status=422, values=values,
-                          error=t("The signed document must be a PDF file within the size"
-                                  " limit."))
+                          error=t("The move was not recorded."), errors=[{
+                              "field": "outcome_document", "anchor": f"document-{to}",
+                              "message": t("The signed document must be a PDF file within the"
+                                           " size limit.")}])
     return redirect(url_for("staff.case", lang=lang, reference=reference, moved=to))
+
+
+def _confirmation(lang: str, reference: str, to: str, values: dict[str, str],
+                  document: str | None, definition: Any) -> tuple[str, int]:
+    """The move as it will be made, to confirm or cancel (nothing is changed yet)."""
+    t = page_translator(lang)
+    detail = _desk().case(g.principal, reference)
+    kept = {k: v for k, v in values.items()
+            if k not in ("confirm", "outcome_document_ref") and k != "outcome_document"}
+    group = _record_group(definition.intake_schema, to)
+    record = [(pgettext_record(t, f.name), kept.get(f"{to}.{f.path}", ""))
+              for f in (group.children if group else []) if f.name != "outcome"
+              and kept.get(f"{to}.{f.path}")]
+    return _render("confirm.html", t, case=detail, title=_title(detail["service"], t), to=to,
+                   reason=values.get("reason") or None, values=kept, document=document,
+                   record=record,
+                   here=url_for("staff.case", lang=lang, reference=detail["reference"]))
+
+
+def pgettext_record(t: Translator, name: str) -> str:
+    return t.pgettext("record", name)
+
+
+def _move_context(reference: str) -> tuple[Any, str | None]:
+    """The case's service definition and status, once the caller may change the case (else
+    `AccessDenied`, as `StaffDesk.move` would answer), for the checks made before a move."""
+    with parts.store().session() as session:
+        found = find_case(session, reference)
+        if found is None:
+            return None, None
+        if not g.principal.can_change_case(found.post, found.reference):
+            raise AccessDenied(f"case {found.reference} is outside the caller's scope")
+        try:
+            return parts.catalog().get(found.service), found.status
+        except UnknownService:
+            return None, found.status
 
 
 def _schema_of(reference: str) -> dict[str, Any] | None:
@@ -401,15 +541,23 @@ def _schema_of(reference: str) -> dict[str, Any] | None:
 
 
 def _localized(errors: list[dict[str, Any]], schema: dict[str, Any] | None,
-               t: Translator) -> list[dict[str, Any]]:
+               t: Translator, to: str) -> list[dict[str, Any]]:
+    """Each error with its message in the page's language and the id of the field of the
+    move's form it is about (``anchor``: the error summary links there)."""
     out = []
     for error in errors:
-        if error.get("field") == "outcome_document":
-            out.append(dict(error, message=t("Attach the signed document (PDF) for this move.")))
+        field = error.get("field")
+        if field == "outcome_document":
+            out.append(dict(error, anchor=f"document-{to}",
+                            message=t("Attach the signed document (PDF) for this move.")))
+        elif field == "reason":
+            out.append(dict(error, anchor=f"reason-{to}",
+                            message=t("Choose the reason for this move.")))
         elif schema is not None:
-            out.extend(localize_errors([error], schema, t))
+            out.extend(dict(e, anchor=f"{to}.{e['field']}")
+                       for e in localize_errors([error], schema, t))
         else:
-            out.append(error)
+            out.append(dict(error, anchor=f"move-{to}"))
     return out
 
 
@@ -430,6 +578,15 @@ def _record(reference: str, to: str, values: dict[str, str]) -> dict[str, Any] |
 @blueprint.get("/<lang>/cases/<reference>/documents/<attachment>")
 def document(lang: str, reference: str, attachment: str) -> Response:
     page_translator(lang)
-    content, content_type = _desk().document(g.principal, reference.strip().upper(), attachment)
+    reference = reference.strip().upper()
+    content, content_type = _desk().document(g.principal, reference, attachment)
+    name = document_file_name(reference, {"field": _field_of(attachment),
+                                          "content_type": content_type})
     return Response(content, mimetype=content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{attachment}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _field_of(attachment: str) -> str | None:
+    with parts.store().session() as session:
+        row = session.get(AttachmentRow, attachment)
+        return row.field if row is not None else None

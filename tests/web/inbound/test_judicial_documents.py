@@ -45,7 +45,7 @@ def test_refused_document_is_deemed_served_on_the_tenth_day_and_certified(hub, m
     assert summoned.status_code == 200
     # The post records the refusal with the data of the delivery; a malformed record is refused.
     bad = web.post(url + "/transitions", headers=bearer("madrid"), json={
-        "to": "refused", "updates": {"delivery": {"outcome": "refused", "date": "1 Dec"}}})
+        "to": "refused", "reason": "addressee_refused", "updates": {"delivery": {"outcome": "refused", "date": "1 Dec"}}})
     assert bad.status_code == 422
     assert bad.get_json()["error"]["fields"][0]["field"] == "delivery.date"
     refused = web.post(url + "/transitions", headers=bearer("madrid"), json={

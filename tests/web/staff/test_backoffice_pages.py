@@ -4,6 +4,7 @@ transitions with reason codes, the delivery record and the signed outcome docume
 reads, filters and paging, seven languages."""
 from __future__ import annotations
 
+import html
 import io
 import re
 from typing import Any
@@ -66,6 +67,16 @@ class Staff:
                 "csrf": self.csrf if csrf is None else csrf, **fields}
         return self.web.post(f"/staff/{self.lang}/cases/{reference}/transitions", data=data,
                              content_type="multipart/form-data")
+
+
+    def confirm(self, shown):
+        """Post the confirmation form a move that ends the case showed (``shown``)."""
+        assert shown.status_code == 200 and 'id="confirm-form"' in shown.text, shown.text[-800:]
+        form = shown.text.split('id="confirm-form"')[1].split("</form>")[0]
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+        fields = {k: html.unescape(v) for k, v in fields.items()}
+        action = re.search(r'action="([^"]+)" id="confirm-form"', shown.text).group(1)
+        return self.web.post(action, data=fields, content_type="multipart/form-data")
 
 
 def listed(staff: Staff, query: str = "") -> list[str]:
@@ -245,8 +256,8 @@ def test_a_stale_form_or_a_move_not_allowed_is_409_and_changes_nothing(staff_app
     madrid = Staff(staff_app, "madrid")
     madrid.case(madrid_case)
     # Someone else moved the case after this page was shown.
-    assert Staff(staff_app, "central").move(madrid_case, "more_information_requested") \
-        .status_code == 302
+    assert Staff(staff_app, "central").move(madrid_case, "more_information_requested",
+                                            reason="document_missing").status_code == 302
     stale = madrid.web.post(f"/staff/en/cases/{madrid_case}/transitions", data={
         "to": "rejected", "from": "identity_check", "csrf": madrid.csrf})
     assert stale.status_code == 409
@@ -278,17 +289,22 @@ def test_issuing_needs_the_signed_pdf_which_the_case_then_lists(staff_app, hub, 
     # A scanned, signed attestation is larger than a message: room for a document.
     signed = PDF + b"%" + b"0" * hub.settings.max_message_bytes
     assert len(signed) < hub.settings.max_attachment_bytes
-    issued = madrid.move(reference, "attestation_issued",
-                         outcome_document=(io.BytesIO(signed), "signed.pdf"))
+    shown = madrid.move(reference, "attestation_issued",
+                        outcome_document=(io.BytesIO(signed), "signed.pdf"))
+    assert status_of(hub, reference) == "verified"  # nothing changes before the confirmation
+    issued = madrid.confirm(shown)
     assert issued.status_code == 302
     page = madrid.case(reference)
     assert 'data-status="attestation_issued"' in page.text
-    link = re.search(r'<li data-kind="outcome" data-field="outcome.attestation_issued">'
-                     r'<a href="([^"]+)">([^<]+)</a>', page.text)
+    link = re.search(r'<tr data-kind="outcome" data-field="outcome.attestation_issued">'
+                     r'<td>([^<]+) · .*?<a href="([^"]+)" dir="ltr">([^<]+)</a>', page.text)
     assert link, "the signed document is listed, with the move it was issued with"
-    assert link.group(2) == translator("en").status("attestation_issued")
-    download = madrid.web.get(link.group(1))
+    assert link.group(1) == translator("en").status("attestation_issued")
+    assert link.group(3) == f"{reference}-attestation_issued.pdf"  # type and file name
+    download = madrid.web.get(link.group(2))
     assert download.status_code == 200 and download.data == signed
+    assert download.headers["Content-Disposition"] == \
+        f'attachment; filename="{reference}-attestation_issued.pdf"'
     with hub.store.session() as session:
         views = [d["view"] for d in session.scalars(select(AuditRow.details).where(
             AuditRow.action == "viewed", AuditRow.correlation_id == reference))]
