@@ -167,6 +167,22 @@ def _write_private(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
+#: The deployment's operator token for the console and the admin API (`hub.web.admin.auth`),
+#: used when ``HUB_ADMIN_TOKEN`` is not set.
+OPERATOR_TOKEN_FILE = "admin-token"
+
+
+def init_operator_token(keys_dir: Path) -> Path:
+    """Create the operator token file in ``keys_dir`` (mode 0600) unless it exists; its path.
+
+    ``hub keys init`` runs this, so the token is there before the first sign-in to the console
+    (the console would otherwise create it at the first attempt, unseen)."""
+    path = Path(keys_dir) / OPERATOR_TOKEN_FILE
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(32).encode("ascii"))
+    return path
+
+
 def load_or_create_secret(path: Path) -> bytes:
     """A 256-bit secret kept at ``path`` (hex, mode 0600), created at first use.
 

@@ -1,6 +1,7 @@
 """``hub keys``: the key lifecycle (docs/security.md, "Key lifecycle").
 
-    hub keys init [--algorithm ec|rsa] [--force]   development PKI, data keys, blind index key
+    hub keys init [--algorithm ec|rsa] [--force]   development PKI, data keys, blind index key,
+                                                   the console's operator token
     hub keys add PARTY                             keys for an agency packaged since `init`
     hub keys status                                certificates, CRL, data keys
     hub keys revoke PARTY [--purpose P]            put a certificate on the CRL
@@ -33,10 +34,10 @@ def keys() -> None:
 @click.option("--force", is_flag=True,
               help="Replace the PKI (new CA and certificates); data keys are kept.")
 def init(algorithm: str | None, force: bool) -> None:
-    """Create the development PKI (the hub and every packaged agency), the data-key ring and the
-    blind index key in HUB_KEYS_DIR."""
+    """Create the development PKI (the hub and every packaged agency), the data-key ring, the
+    blind index key and the console's operator token in HUB_KEYS_DIR."""
     from connectors.registry import key_parties
-    from hub.keyset import init_keys
+    from hub.keyset import init_keys, init_operator_token
 
     current = settings()
     try:
@@ -47,6 +48,11 @@ def init(algorithm: str | None, force: bool) -> None:
     click.echo(f"keys in {layout.keys_dir} ({layout.algorithm.upper()}): "
                f"{', '.join(layout.parties)}")
     click.echo(f"give agencies {layout.ca_cert} and {layout.crl}; keep {layout.ca_key} offline")
+    token = init_operator_token(layout.keys_dir)
+    if current.admin_token:
+        click.echo(f"operator token: HUB_ADMIN_TOKEN is set, so {token} is not used")
+    else:
+        click.echo(f"operator token for the console (/admin/): in {token} (mode 0600)")
 
 
 @keys.command()

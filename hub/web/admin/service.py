@@ -100,6 +100,20 @@ class AdminConsole:
 
     # -- agencies -----------------------------------------------------------------------------
 
+    def callback_answers(self, message_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The answers that came later, by callback, to requests an agency accepted (records
+        ``pending``): message id -> ``{"outcome", "answered_at"}``, for those answered so far."""
+        wanted = sorted(set(message_ids))
+        if not wanted:
+            return {}
+        with self.store.session() as session:
+            rows = session.execute(select(ExchangeRow.id, ExchangeRow.outcome,
+                                          ExchangeRow.answered_at)
+                                   .where(ExchangeRow.id.in_(wanted),
+                                          ExchangeRow.status == "answered")).all()
+        return {row.id: {"outcome": row.outcome, "answered_at": row.answered_at}
+                for row in rows}
+
     def agency_health(self, *, window_minutes: float = 15.0) -> list[dict[str, Any]]:
         """Per agency: success rate, latency percentiles, counts by outcome over the window,
         circuit state (worst across live workers), paused or not, exchanges waiting."""

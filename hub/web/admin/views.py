@@ -3,12 +3,13 @@ to select all rows). Every form posts with the session's CSRF token; every actio
 with the operator's name."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
+from hub.clock import aware
 from hub.errors import UnknownRoute
 from hub.ops import records
 from hub.store.models import utcnow
@@ -54,6 +55,21 @@ def _ms(value: float | None) -> str:
 @blueprint.app_template_filter("pct")
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
+
+
+@blueprint.app_template_filter("when")
+def _when(value: datetime | str | None, millis: bool = False) -> Markup | str:
+    """A moment as ``2026-12-07 14:24:05 UTC`` (``.123`` with ``millis``), in a ``<time>``."""
+    if value is None or value == "":
+        return ""
+    moment = aware(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert moment is not None
+    moment = moment.astimezone(timezone.utc)
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if millis:
+        shown += f".{moment.microsecond // 1000:03d}"
+    return Markup('<time datetime="{}">{} UTC</time>').format(
+        moment.isoformat(timespec="milliseconds" if millis else "seconds"), shown)
 
 
 @blueprint.app_template_filter("age")
@@ -102,7 +118,7 @@ def overview() -> str:
         if q["kind"] == "retry":
             retry[q["owner"]] = retry.get(q["owner"], 0) + (q["messages"] or 0)
     return render_template("admin/overview.html", data=data, chart=Markup(chart), work=work,
-                           dlq=side, retry=retry, refresh=10)
+                           dlq=side, retry=retry, refresh=10, now=utcnow())
 
 
 @blueprint.get("/dead-letters")
@@ -140,8 +156,8 @@ def replay() -> Response:
 def trace() -> str:
     query = request.args.get("q", "").strip()
     found = console().trace(query) if query else None
-    return render_template("admin/trace.html", q=query, trace=found,
-                           refresh=3 if found is not None and found.in_flight else None)
+    return render_template("admin/trace.html", q=query, trace=found, now=utcnow(),
+                           refresh=5 if found is not None and found.in_flight else None)
 
 
 @blueprint.get("/records")
@@ -151,7 +167,10 @@ def operational_records() -> str:
         since=utcnow() - timedelta(minutes=minutes), agency=request.args.get("agency") or None,
         service=request.args.get("service") or None,
         outcome=request.args.get("outcome") or None, limit=200)
-    return render_template("admin/records.html", rows=console().find_records(query),
+    rows = console().find_records(query)
+    return render_template("admin/records.html", rows=rows,
+                           callbacks=console().callback_answers(
+                               [r.message_id for r in rows if r.outcome == "pending"]),
                            query=query, minutes=minutes, agencies=console().agency_names(),
                            services=console().service_names(),
                            outcomes=records.OUTCOMES)
