@@ -16,6 +16,7 @@ isolated with ``dir="ltr"`` (`ltr`, `when`), so an Arabic page shows ``+33612345
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,6 +40,21 @@ SIZE_UNITS = ("{size} B", "{size} KB", "{size} MB")
 def ltr(value: Any) -> Markup:
     """``value`` isolated as left-to-right text (a number, a reference, an e-mail, a phone)."""
     return Markup('<bdi dir="ltr">{}</bdi>').format(value)
+
+
+#: A value that reads left to right inside a sentence: a word holding a digit (a reference,
+#: a date, a number, a phone number, an identity number) or an e-mail address.
+LTR_VALUE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+                       r"|(?:[A-Za-z+][A-Za-z0-9+/:.,\-]*)?[0-9](?:[A-Za-z0-9+/:.,\-]*[A-Za-z0-9])?")
+
+
+def isolate(text: Any) -> Markup:
+    """A sentence (a translated hint, an error message) with the values in it isolated left to
+    right, so ``+212``, ``AB123456`` or ``2026-12-07`` keep their order in an Arabic sentence."""
+    if isinstance(text, Markup):
+        return text
+    escaped = str(escape(text))
+    return Markup(LTR_VALUE.sub(lambda m: f'<bdi dir="ltr">{m.group(0)}</bdi>', escaped))
 
 
 def agency(t: Translator, code: str | None) -> str:
@@ -134,7 +150,7 @@ def date(value: str | None) -> Markup:
 
 def template_helpers(t: Translator) -> dict[str, Any]:
     """The helpers above, bound to a page's translator, for a template's context."""
-    return {"ltr": ltr, "when": when, "date": date,
+    return {"ltr": ltr, "when": when, "date": date, "isolate": isolate,
             # A translated sentence whose placeholders hold markup (e.g. an isolated value).
             "_html": lambda message, **values: Markup(escape(t(message))).format(**values),
             "agency_label": lambda code: agency(t, code),

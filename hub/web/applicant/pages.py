@@ -370,7 +370,9 @@ def _set(document: dict[str, Any], path: str, value: Any) -> None:
 @blueprint.route("/<lang>/track", methods=["GET", "POST"])
 def track(lang: str) -> tuple[str, int]:
     t = page_translator(lang)
-    reference = (request.values.get("reference") or "").strip().upper()
+    # What the form sends wins over the address the form was shown at (``?reference=``).
+    source = request.form if request.method == "POST" else request.args
+    reference = (source.get("reference") or "").strip().upper()
     if request.method == "GET":
         return _render("track.html", t, reference=reference, case=None, error=None)
     secret = (request.form.get("secret") or "").strip()

@@ -423,7 +423,7 @@ def _shown(field: FormField, value: Any, t: Translator, documents: dict[str, Any
         return t.value(str(value))
     if field.kind == "document":
         found = documents.get(path)
-        return found["file_name"] if found else t("Document")
+        return ltr(found["file_name"]) if found else t("Document")
     if field.name == "post" or field.path.endswith(".post"):
         return Markup("{} {}").format(post(t, str(value)), ltr(value))
     if field.name in ("country", "issuing_country") and isinstance(value, str):
