@@ -424,10 +424,10 @@ def _shown(field: FormField, value: Any, t: Translator, documents: dict[str, Any
     if field.kind == "document":
         found = documents.get(path)
         return ltr(found["file_name"]) if found else t("Document")
-    if field.name == "post" or field.path.endswith(".post"):
-        return Markup("{} {}").format(post(t, str(value)), ltr(value))
-    if field.name in ("country", "issuing_country") and isinstance(value, str):
-        return Markup("{} {}").format(country_name(value, t.language) or value, ltr(value))
+    if field.kind == "post" or field.name == "post":
+        return post(t, str(value))
+    if field.kind == "country" and isinstance(value, str):
+        return country_name(value, t.language) or value
     if field.kind in _LTR_KINDS or field.examples or field.kind == "text" and \
             isinstance(value, str) and not any(c.isalpha() for c in value):
         return ltr(value)

@@ -91,11 +91,12 @@ def test_applicant_submits_a_form_and_reads_the_tracking_page(browser, site, tmp
             "licence.number": number, "licence.categories.0.issued_on": "2015-06-01",
             "holder.cnie": "AB123456", "holder.last_name": "Alaoui",
             "holder.first_name": "Sara", "holder.birth_date": "1990-02-03",
-            "requesting_authority.name": "DGT Madrid", "requesting_authority.country": "ES",
+            "requesting_authority.name": "DGT Madrid",
             "applicant.email": "sara.alaoui@example.org",
             "applicant.phone": "+34612345678"}.items():
         _fill(browser, name, value)
     _choose(browser, "licence.categories.0.code", "B")
+    _choose(browser, "requesting_authority.country", "ES")  # Espagne, in the page's language
     for name in ("documents.licence_front", "documents.licence_back", "documents.cnie_copy"):
         browser.find_element(By.NAME, name).send_keys(str(scan))
     browser.find_element(By.ID, "submit").click()

@@ -178,3 +178,59 @@ def test_paging_out_of_range_is_a_field_error_not_a_crash(web, query):
     # Found by the OpenAPI fuzzing: a huge offset overflowed the database integer.
     response = web.get(f"/api/v1/backoffice/cases?{query}", headers=bearer("central"))
     assert response.status_code == 422
+
+
+def test_a_move_that_lists_reasons_needs_one_of_them(web, hub, two_posts):
+    """Reasons are data (``staff_reasons`` per status): a rejection without one, or with one
+    that fits another move, is refused and changes nothing."""
+    madrid, _ = two_posts
+    url = f"/api/v1/backoffice/cases/{madrid['reference']}/transitions"
+    definition = hub.catalog.get("consular_registration_new")
+    assert "appointment_needed" not in definition.states["rejected"].staff_reasons
+    for body, code in (({"to": "rejected"}, "required"),
+                       ({"to": "rejected", "reason": "document_unreadable"}, "enum"),
+                       ({"to": "rejected", "reason": "appointment_needed"}, "enum")):
+        refused = web.post(url, headers=bearer("madrid"), json=body)
+        assert refused.status_code == 422, body
+        (error,) = refused.get_json()["error"]["fields"]
+        assert (error["field"], error["code"]) == ("reason", code)
+    with hub.store.session() as session:
+        assert find_case(session, madrid["reference"]).status == "identity_check"
+    detail = web.get(f"/api/v1/backoffice/cases/{madrid['reference']}",
+                     headers=bearer("madrid")).get_json()
+    offered = {n["status"]: n["reasons"] for n in detail["next"]}
+    assert offered["rejected"] == list(definition.states["rejected"].staff_reasons)
+    assert offered["more_information_requested"] != offered["rejected"]
+    assert next(n for n in detail["next"] if n["status"] == "rejected")["final"] is True
+
+
+def test_the_applicant_reads_the_reason_of_a_rejection_in_their_language(web, two_posts):
+    madrid, _ = two_posts
+    moved = web.post(f"/api/v1/backoffice/cases/{madrid['reference']}/transitions",
+                     headers=bearer("madrid"),
+                     json={"to": "rejected", "reason": "identity_not_established"})
+    assert moved.status_code == 200, moved.get_json()
+    for lang, label in (("fr", "L'identité n'a pas pu être établie"),
+                        ("ar", "تعذر إثبات الهوية")):
+        view = web.get(f"/api/v1/cases/{madrid['reference']}?lang={lang}",
+                       headers={"X-Tracking-Secret": madrid["secret"]}).get_json()
+        assert view["status"] == "rejected" and view["final"] is True
+        assert (view["reason"], view["reason_label"]) == ("identity_not_established", label)
+        assert view["history"][-1]["reason_label"] == label
+    page = web.post("/ar/track", data={"reference": madrid["reference"],
+                                       "secret": madrid["secret"]}).get_data(as_text=True)
+    assert 'id="reason" data-reason="identity_not_established">تعذر إثبات الهوية<' in page
+
+
+def test_a_move_to_a_status_without_reasons_takes_none(web, hub, mock_agencies):
+    created = submit(web, "driving_licence_authentication")
+    with hub.run(concurrency=1):
+        assert wait_for_status(hub, created["reference"], "verified") == "verified"
+    signed = web.post("/api/v1/backoffice/documents", headers=bearer("madrid"), data=PDF,
+                      content_type="application/pdf").get_json()["reference"]
+    refused = web.post(f"/api/v1/backoffice/cases/{created['reference']}/transitions",
+                       headers=bearer("madrid"), json={"to": "attestation_issued",
+                                                       "reason": "document_missing",
+                                                       "outcome_document": signed})
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"][0]["code"] == "unexpected"

@@ -65,7 +65,7 @@ def test_post_staff_sign_in_and_record_a_move_the_history_shows(browser, site):
     # The list holds the post's case only; open it.
     rows = _find(browser, "#cases").find_elements(By.CSS_SELECTOR, "tbody tr")
     assert [r.get_attribute("data-reference") for r in rows] == [cases["ES-MAD"]]
-    assert "ES-MAD" in browser.find_element(By.ID, "who").text
+    assert "Madrid (Espagne)" in browser.find_element(By.ID, "who").text  # the post, by name
     browser.find_element(By.LINK_TEXT, cases["ES-MAD"]).click()
     assert _find(browser, "#status").get_attribute("data-status") == "identity_check"
     assert "Alaoui" in browser.find_element(By.ID, "data").text  # the post reads contents
@@ -80,7 +80,8 @@ def test_post_staff_sign_in_and_record_a_move_the_history_shows(browser, site):
         == "more_information_requested"
     last = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")[-1]
     assert last.get_attribute("data-status") == "more_information_requested"
-    assert "Un document est illisible" in last.text and "post_staff:u-madrid-7" in last.text
+    # Who moved it: the role in the page's language, the member's identifier as it is.
+    assert "Un document est illisible" in last.text and "Poste consulaire · u-madrid-7" in last.text
 
     # Another post's case is out of reach, even by its address.
     browser.get(f"{url}/staff/fr/cases/{cases['FR-PAR']}")

@@ -5,6 +5,7 @@ reads, filters and paging, seven languages."""
 from __future__ import annotations
 
 import html
+import html as html_module
 import io
 import re
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from hub.demo.scenarios import sample_request
 from hub.web.staff import pages as backoffice_pages
 from hub.cases.book import find_case
 from hub.i18n.translate import translator
@@ -363,3 +365,140 @@ def test_the_pages_speak_the_seven_languages_and_arabic_reads_right_to_left(staf
     assert "Vorgänge" in german.text and "Zentrale Direktion" in german.text
     # The language switcher keeps the page and its query.
     assert f'href="/staff/fr/cases/{madrid_case}"' in page.text
+
+
+# -- reasons and confirmation ----------------------------------------------------------------------
+
+def test_a_rejection_needs_its_reason_then_a_confirmation(staff_app, hub, two_posts):
+    madrid_case, _ = two_posts
+    madrid = Staff(staff_app, "madrid", lang="fr")
+    page = madrid.case(madrid_case).text
+    rejection = page.split('id="move-rejected"')[1].split("</form>")[0]
+    information = page.split('id="move-more_information_requested"')[1].split("</form>")[0]
+    offered = re.findall(r'<option value="([^"]+)"', rejection)
+    assert offered == list(hub.catalog.get("consular_registration_new")
+                           .states["rejected"].staff_reasons)
+    assert "appointment_needed" not in offered and "document_unreadable" not in offered
+    assert "document_unreadable" in information
+
+    missing = madrid.move(madrid_case, "rejected")
+    assert missing.status_code == 422
+    assert '<a href="#reason-rejected">' in missing.text  # the summary links to the field
+    assert re.search(r'<select id="reason-rejected" name="reason" required aria-invalid="true"'
+                     r' aria-describedby="reason-rejected-error">', missing.text)
+    shown = madrid.move(madrid_case, "rejected", reason="identity_not_established")
+    assert shown.status_code == 200 and 'id="confirm-form"' in shown.text
+    assert "ne peut pas être annulée" in shown.text
+    assert status_of(hub, madrid_case) == "identity_check"   # nothing moved yet
+    done = madrid.confirm(shown)
+    assert done.status_code == 302 and done.headers["Location"].endswith("?moved=rejected")
+    assert status_of(hub, madrid_case) == "rejected"
+
+
+def test_asking_for_information_needs_no_confirmation(staff_app, hub, two_posts):
+    madrid_case, _ = two_posts
+    moved = Staff(staff_app, "madrid").move(madrid_case, "more_information_requested",
+                                            reason="document_expired")
+    assert moved.status_code == 302
+    assert status_of(hub, madrid_case) == "more_information_requested"
+
+
+# -- what the case page shows -----------------------------------------------------------------------
+
+def _visible_text(html: str) -> list[str]:
+    """The texts a person reads on the page (each text between tags), without scripts, styles
+    and the language switcher (each language's own name)."""
+    body = html.split("<body>", 1)[1]
+    body = re.sub(r"<(script|style)\b.*?</\1>", "", body, flags=re.S)
+    body = re.sub(r'<nav aria-label="[^"]*">.*?</nav>', "", body, flags=re.S)
+    return [h.strip() for h in map(html_module.unescape, re.split(r"<[^>]+>", body))
+            if h.strip()]
+
+
+def _untranslated(language: str) -> dict[str, tuple]:
+    """English texts and raw codes that ``language`` translates differently: none of them may
+    appear on a page in ``language``."""
+    from hub.web.catalogs import required
+
+    english, local = translator("en"), translator(language)
+    found: dict[str, tuple] = {}
+    for context, message in required():
+        shown = local.pgettext(context, message)
+        if "{" in message or context == "example":
+            continue  # a sentence with a value; an example, which an applicant's data may equal
+        for text in (english.pgettext(context, message), message if context else None):
+            if text and text != shown and len(text) > 2:
+                found[text] = (context, message)
+    return found
+
+
+@pytest.fixture
+def busy_case(api, hub, mock_agencies):
+    """A repatriation every agency answered, with its documents (all kinds of label)."""
+    reference = submit(api, "repatriation_of_remains", post="ES-MAD")["reference"]
+    with hub.run(concurrency=1):
+        assert wait_for_status(hub, reference, "agencies_cleared") == "agencies_cleared"
+    return reference
+
+
+@pytest.mark.parametrize("language", ["ar", "de", "es", "fr", "it", "nl"])
+def test_no_untranslated_label_on_the_case_page(staff_app, busy_case, language):
+    """Every label of the staff's case page comes from the catalogs in the page's language:
+    no English message and no raw code (agencies, operations, answers, statuses, actors, posts,
+    choices) among the texts of the page."""
+    page = Staff(staff_app, "central", lang=language).case(busy_case)
+    assert page.status_code == 200
+    texts = _visible_text(page.text)
+    untranslated = _untranslated(language)
+    leaks = sorted({t for t in texts if t in untranslated})
+    assert not leaks, [(t, untranslated[t]) for t in leaks]
+    codes = ("health", "dgsn", "interior", "sanitary_clearance", "answered", "cleared",
+             "granted", "applicant", "agency:interior", "ES-MAD", "FR")
+    assert not [t for t in texts if t in codes or t.startswith("att_")]
+    if translator(language).pgettext("size", "{size} B") != "{size} B":
+        assert not [t for t in texts if re.fullmatch(r"[\d,. ]+ B", t)]  # sizes in words
+    assert "agency:" not in " ".join(texts) and "hub:" not in " ".join(texts)
+
+
+def test_english_case_page_names_agencies_documents_and_the_request_in_the_forms_order(
+        staff_app, busy_case):
+    page = Staff(staff_app, "central").case(busy_case).text
+    assert "Ministry of Health" in page and "Sanitary clearance" in page and "Cleared" in page
+    assert "Answered" in page and "Madrid (Spain)" in page
+    # Documents: their type and their file name, never an att_ id as a label.
+    assert re.search(r"<td>Documents › Death certificate</td><td><a href=\"[^\"]+\" dir=\"ltr\">"
+                     rf"{busy_case}-death_certificate.pdf</a>", page)
+    # The request in the form's sections and order, not sorted by path.
+    fields = re.findall(r'<dt data-field="([^"]+)">', page)
+    assert fields[0] == "post" and fields.index("applicant.organisation") < fields.index(
+        "deceased.last_name") < fields.index("family_contact.name") < fields.index(
+        "documents.death_certificate")
+    assert re.findall(r"<h3>([^<]+)</h3>", page)[:3] == ["Funeral firm", "The deceased",
+                                                         "Family contact in Morocco"]
+
+
+def test_arabic_pages_keep_numbers_references_and_dates_left_to_right(staff_app, busy_case):
+    page = Staff(staff_app, "central", lang="ar").case(busy_case).text
+    assert '<bdi dir="ltr">+33612345678</bdi>' in page            # a phone number
+    assert re.search(r'<time datetime="[^"]+" dir="ltr">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>',
+                     page)                                         # a date
+    assert f'id="reference" dir="ltr">{busy_case}<' in page      # the reference
+    listing = Staff(staff_app, "central", lang="ar").get("/cases").text
+    assert f'dir="ltr" href="/staff/ar/cases/{busy_case}">{busy_case}</a>' in listing
+
+
+# -- the list -------------------------------------------------------------------------------------
+
+def test_search_by_reference_or_identity_number_and_what_each_case_waits_for(staff_app, api,
+                                                                             hub):
+    first = submit(api, post="ES-MAD")["reference"]
+    person = dict(sample_request("consular_registration_new")["person"], cnie="ZX765432")
+    other = submit(api, post="ES-MAD", person=person)["reference"]
+    central = Staff(staff_app, "central")
+    assert listed(central, f"?q={first.lower()}") == [first]
+    assert listed(central, "?q=zx-765432") == [other]          # the CNIE, by its blind index
+    assert listed(central, "?q=Nobody") == []
+    page = central.get("/cases").text
+    waiting = dict(re.findall(r'<tr data-reference="([^"]+)"[^>]*>.*?<td class="waiting">'
+                              r"([^<]*)</td>", page, flags=re.S))
+    assert waiting[first] == "National police (DGSN)"  # its identity check is queued
