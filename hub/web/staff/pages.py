@@ -426,7 +426,8 @@ def _shown(field: FormField, value: Any, t: Translator, documents: dict[str, Any
         return ltr(found["file_name"]) if found else t("Document")
     if field.kind == "post" or field.name == "post":
         return post(t, str(value))
-    if field.kind == "country" and isinstance(value, str):
+    if isinstance(value, str) and (field.kind == "country" or field.name == "country"
+                                   and re.fullmatch(r"[A-Z]{2}", value)):
         return country_name(value, t.language) or value
     if field.kind in _LTR_KINDS or field.examples or field.kind == "text" and \
             isinstance(value, str) and not any(c.isalpha() for c in value):
