@@ -48,8 +48,8 @@ from hub.web.staff.pages import record_fields
 CODE_REASONS = ("submitted", "route_started", "route_complete", "information_supplied",
                 "withdrawn_by_applicant")
 #: Modules that translate literal strings, besides the templates (relative to ``hub/web``).
-PYTHON_SOURCES = ("applicant/pages.py", "applicant/api.py", "staff/pages.py", "labels.py",
-                  "errorpages.py", "problems.py")
+PYTHON_SOURCES = ("applicant/pages.py", "applicant/api.py", "staff/pages.py", "staff/reading.py",
+                  "labels.py", "errorpages.py", "problems.py")
 #: Template folders (relative to ``hub/web``): the applicant pages and the staff's pages.
 TEMPLATE_FOLDERS = ("applicant/templates/pages", "staff/templates/backoffice")
 KEYWORDS = {"_": None, "_html": None, "t": None, "gettext": None, "pgettext": ((1, "c"), 2)}
