@@ -32,7 +32,7 @@ def _kept(html: str) -> dict[str, tuple[str, str]]:
     if block is None:
         return {}
     return {field: (label, value) for field, label, value in re.findall(
-        r'<tr data-step="licence_check" data-field="(\w+)"><td>narsa</td>'
+        r'<tr data-step="licence_check" data-field="(\w+)"><td>[^<]+</td>'
         r'<th scope="row">([^<]*)</th><td>([^<]*)</td></tr>', block.group(1))}
 
 
@@ -55,6 +55,8 @@ def test_the_agency_answer_kept_in_the_case_is_shown_to_staff_in_their_language(
     page = madrid.case(reference).text
     assert _kept(page) == {"licence_status": ("Licence status in NARSA&#39;s register",
                                               "suspended")}
+    # The agency by its name, in the page's language (no raw code).
+    assert "<td>National Road Safety Agency (NARSA)</td>" in page and "<td>narsa</td>" not in page
     # In the request table the applicant's data only: the kept answers have their own block.
     assert 'data-field="agency_answers' not in page
     french = Staff(staff_app, "madrid", lang="fr").case(reference).text
